@@ -1,0 +1,115 @@
+//! The command line: `kockpit sandbox` and friends.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use color_eyre::eyre::{Context, Result};
+
+use crate::sandbox;
+
+#[derive(Debug, Parser)]
+#[command(name = "kockpit", version, about = "A terminal cockpit for Kubernetes releases")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the simulated cluster (Kubernetes API over plain HTTP on loopback) until SIGINT/SIGTERM.
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SandboxArgs {
+    /// Address for the Kubernetes API (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Write a kubeconfig for the sandbox here (one cluster, context `sandbox`).
+    #[arg(long)]
+    pub write_kubeconfig: Option<PathBuf>,
+    /// Seed for names, uids and everything random in the simulation.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Simulated seconds per real second.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Stop the clock; it moves only through POST /sandbox/v1/clock (for tests).
+    #[arg(long)]
+    pub manual_clock: bool,
+    /// Seconds between watch BOOKMARK events.
+    #[arg(long, default_value_t = 60)]
+    pub bookmark_seconds: u64,
+    /// Changes kept for watches; a watch from an older resourceVersion gets 410 Gone.
+    #[arg(long, default_value_t = 50_000)]
+    pub history: usize,
+}
+
+pub fn main() -> Result<()> {
+    color_eyre::install()?;
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Sandbox(args)) => run_sandbox(args),
+        None => {
+            eprintln!("kockpit: the cockpit view is not built yet; try `kockpit sandbox --help`");
+            Ok(())
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KOCKPIT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run_sandbox(args: SandboxArgs) -> Result<()> {
+    init_tracing();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .wrap_err("starting the async runtime")?;
+    rt.block_on(async move {
+        let cfg = sandbox::Config {
+            listen: args.listen,
+            seed: args.seed,
+            speed: args.speed,
+            manual_clock: args.manual_clock,
+            history_limit: args.history,
+            bookmark_interval: std::time::Duration::from_secs(args.bookmark_seconds.max(1)),
+            world: true,
+        };
+        let running = sandbox::start(cfg)
+            .await
+            .wrap_err_with(|| format!("listening on {}", args.listen))?;
+        if let Some(path) = &args.write_kubeconfig {
+            running
+                .write_kubeconfig(path)
+                .wrap_err_with(|| format!("writing kubeconfig {}", path.display()))?;
+        }
+        println!("kubernetes: {}", running.url());
+        if let Some(path) = &args.write_kubeconfig {
+            println!("kubeconfig: {}", path.display());
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        wait_for_shutdown().await;
+        running.shutdown();
+        Ok(())
+    })
+}
+
+async fn wait_for_shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut hup = signal(SignalKind::hangup()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+        _ = async { match hup.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+    }
+}

@@ -1,0 +1,8 @@
+//! kockpit: a terminal cockpit for Kubernetes releases.
+//!
+//! Parts: `sandbox` (a simulated cluster speaking the Kubernetes API over loopback HTTP) and
+//! `cli` (the command line). The cockpit, cluster actions, metrics, audit and drills build on
+//! these.
+
+pub mod cli;
+pub mod sandbox;

@@ -1,0 +1,204 @@
+//! The sandbox: a simulated Kubernetes cluster served over loopback HTTP.
+//!
+//! It speaks the Kubernetes API closely enough for real `kubectl` and kube-rs (see
+//! `shared/fixtures/` for what it imitates), runs simulated controllers (Deployment,
+//! ReplicaSet, a kubelet, Endpoints, garbage collection) on its own clock, and seeds a world
+//! with canary, blue/green and rolling-update apps in `staging` and `production`. The cockpit
+//! talks to it only over HTTP, exactly as to a real cluster.
+
+pub mod admission;
+pub mod auth;
+pub mod clock;
+pub mod control;
+pub mod controllers;
+pub mod discovery;
+pub mod error;
+pub mod logs;
+#[path = "stubs/patch.rs"]
+pub mod patch;
+pub mod resources;
+pub mod seed;
+#[path = "stubs/selector.rs"]
+pub mod selector;
+pub mod server;
+pub mod store;
+#[path = "stubs/table.rs"]
+pub mod table;
+#[path = "stubs/defaults.rs"]
+pub mod defaults;
+#[path = "stubs/validate.rs"]
+pub mod validate;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use clock::Clock;
+use store::Store;
+
+/// How to run a sandbox.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub seed: u64,
+    /// Simulated seconds per real second.
+    pub speed: f64,
+    /// Start with a clock that only moves through the control API (tests).
+    pub manual_clock: bool,
+    /// Changes kept for watches; older resourceVersions get 410 Gone.
+    pub history_limit: usize,
+    /// How often idle watches get a BOOKMARK (the real server: about a minute).
+    pub bookmark_interval: Duration,
+    /// Seed the demo world (staging and production apps).
+    pub world: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            seed: 1,
+            speed: 1.0,
+            manual_clock: false,
+            history_limit: 50_000,
+            bookmark_interval: Duration::from_secs(60),
+            world: true,
+        }
+    }
+}
+
+/// The shared state behind the HTTP server and the controllers.
+pub struct Sandbox {
+    pub store: Store,
+    pub bookmark_interval: Duration,
+    pub seed: u64,
+}
+
+/// A running sandbox: its address and the means to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub sandbox: Arc<Sandbox>,
+    cancel: CancellationToken,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A kubeconfig with one cluster, one user (the admin token) and one context `sandbox`.
+    pub fn kubeconfig(&self) -> String {
+        kubeconfig_for(&self.url(), auth::ADMIN_TOKEN)
+    }
+
+    pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        std::fs::write(path, self.kubeconfig())
+    }
+
+    /// Stop accepting connections and stop the controllers.
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// A kubeconfig for a sandbox at `url` with the given bearer token.
+pub fn kubeconfig_for(url: &str, token: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: sandbox
+  cluster:
+    server: {url}
+contexts:
+- name: sandbox
+  context:
+    cluster: sandbox
+    user: sandbox-admin
+    namespace: staging
+current-context: sandbox
+users:
+- name: sandbox-admin
+  user:
+    token: {token}
+preferences: {{}}
+"
+    )
+}
+
+/// Build the sandbox (seeding the world) and serve it on `cfg.listen`.
+pub async fn start(cfg: Config) -> std::io::Result<Running> {
+    let clock = if cfg.manual_clock {
+        Arc::new(Clock::manual(jiff::Timestamp::now()))
+    } else {
+        Arc::new(Clock::real(cfg.speed))
+    };
+    let sandbox = Arc::new(Sandbox {
+        store: Store::new(clock, cfg.seed, cfg.history_limit),
+        bookmark_interval: cfg.bookmark_interval,
+        seed: cfg.seed,
+    });
+    seed::base(&sandbox);
+    if cfg.world {
+        seed::world(&sandbox);
+    }
+    let listener = TcpListener::bind(cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    let cancel = CancellationToken::new();
+    tokio::spawn(controllers::run(sandbox.clone(), cancel.clone()));
+    tokio::spawn(serve(listener, sandbox.clone(), cancel.clone()));
+    Ok(Running {
+        addr,
+        sandbox,
+        cancel,
+    })
+}
+
+async fn serve(listener: TcpListener, sb: Arc<Sandbox>, cancel: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (stream, _) = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("sandbox accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let sb = sb.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| server::handle(sb.clone(), req));
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                r = conn => {
+                    if let Err(e) = r {
+                        tracing::debug!("sandbox connection ended: {e}");
+                    }
+                }
+            }
+        });
+    }
+}
