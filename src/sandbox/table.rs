@@ -7,6 +7,8 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
+use super::defaults::order_metadata;
+
 /// What each row's `object` carries (`?includeObject=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IncludeObject {
@@ -313,11 +315,16 @@ pub fn to_table(
             }
             let object = match include_object {
                 IncludeObject::None => Value::Null,
-                IncludeObject::Metadata => json!({
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
-                }),
+                IncludeObject::Metadata => {
+                    // converted to ObjectMeta, so in Go field order whatever the storage order
+                    let mut meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
+                    order_metadata(Some(&mut meta));
+                    json!({
+                        "kind": "PartialObjectMetadata",
+                        "apiVersion": "meta.k8s.io/v1",
+                        "metadata": meta,
+                    })
+                }
                 IncludeObject::Object => (*obj).clone(),
             };
             row.insert("object".into(), object);
