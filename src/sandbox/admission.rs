@@ -24,6 +24,9 @@ pub fn admit(
     // Status writes come from controllers; only the main resource is defaulted and validated.
     if opts.subresource.as_deref() != Some("status") {
         defaults::apply_defaults(rt.kind, obj);
+        if old.is_none() && defaults::needs_cluster_ip(obj) {
+            allocate_cluster_ip(obj);
+        }
     }
     let name = super::store::name_of(obj).to_string();
     validate::check_types(rt.kind, rt.group, &name, obj)?;
@@ -34,5 +37,23 @@ pub fn admit(
 pub fn order(rt: &ResourceType, obj: &mut Value) {
     if !rt.custom {
         defaults::canonical_order(rt.kind, obj);
+    }
+}
+
+/// A ClusterIP from 10.96.0.0/12, derived from the Service's namespace and name (stable across
+/// runs with the same world, as tests like).
+fn allocate_cluster_ip(obj: &mut Value) {
+    let key = format!(
+        "{}/{}",
+        super::store::meta_str(obj, "namespace").unwrap_or_default(),
+        super::store::name_of(obj)
+    );
+    let h = key
+        .bytes()
+        .fold(0x811c_9dc5_u32, |a, b| (a ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let ip = format!("10.{}.{}.{}", 96 + (h >> 16) % 16, (h >> 8) & 0xff, (h & 0xff).max(2));
+    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.insert("clusterIP".into(), Value::String(ip.clone()));
+        spec.insert("clusterIPs".into(), Value::Array(vec![Value::String(ip)]));
     }
 }

@@ -3,9 +3,11 @@
 //! (service account, priority, default tolerations, QoS class, namespace finalizer and phase), and
 //! the Go struct field order the server serializes in (see `shared/fixtures/kube-apiserver-1.26/`).
 //!
-//! Everything here is idempotent and only fills what is absent, so it is safe on create and on
-//! update. Not done here: ClusterIP/NodePort allocation (see [`needs_cluster_ip`]), the service
-//! account token volume, and priority values of named PriorityClasses.
+//! Everything here is idempotent and, apart from the namespace's `kubernetes.io/metadata.name`
+//! label and dropping `sessionAffinityConfig` when affinity is `None` (as the server does), only
+//! fills what is absent, so it is safe on create and on update. Not done here: ClusterIP and
+//! NodePort allocation (see [`needs_cluster_ip`]), the service account token volume, and the
+//! priority value of a named PriorityClass.
 
 use std::collections::BTreeMap;
 
@@ -91,11 +93,11 @@ fn default_deployment(d: &mut Object) {
         default(spec, "replicas", json!(1));
         if let Some(strategy) = child(spec, "strategy") {
             default(strategy, "type", json!("RollingUpdate"));
-            if str_of(strategy, "type") == "RollingUpdate" {
-                if let Some(ru) = child(strategy, "rollingUpdate") {
-                    default(ru, "maxUnavailable", json!("25%"));
-                    default(ru, "maxSurge", json!("25%"));
-                }
+            if str_of(strategy, "type") == "RollingUpdate"
+                && let Some(ru) = child(strategy, "rollingUpdate")
+            {
+                default(ru, "maxUnavailable", json!("25%"));
+                default(ru, "maxSurge", json!("25%"));
             }
         }
         default(spec, "revisionHistoryLimit", json!(10));
@@ -138,9 +140,15 @@ fn default_pod_spec(spec: &mut Object) {
     default(spec, "securityContext", json!({}));
     default(spec, "schedulerName", json!("default-scheduler"));
     // v1 conversion keeps the deprecated `serviceAccount` in step with `serviceAccountName`.
-    match (unset(spec.get("serviceAccountName")), unset(spec.get("serviceAccount"))) {
+    match (
+        unset(spec.get("serviceAccountName")),
+        unset(spec.get("serviceAccount")),
+    ) {
         (false, true) => {
-            let name = spec.get("serviceAccountName").cloned().unwrap_or(Value::Null);
+            let name = spec
+                .get("serviceAccountName")
+                .cloned()
+                .unwrap_or(Value::Null);
             spec.insert("serviceAccount".into(), name);
         }
         (true, false) => {
@@ -190,10 +198,10 @@ fn default_container(c: &mut Object) {
         }
     }
     for env in each(c, "env") {
-        if let Some(Value::Object(from)) = env.get_mut("valueFrom") {
-            if let Some(Value::Object(field_ref)) = from.get_mut("fieldRef") {
-                default(field_ref, "apiVersion", json!("v1"));
-            }
+        if let Some(Value::Object(from)) = env.get_mut("valueFrom")
+            && let Some(Value::Object(field_ref)) = from.get_mut("fieldRef")
+        {
+            default(field_ref, "apiVersion", json!("v1"));
         }
     }
 }
@@ -281,7 +289,10 @@ fn default_tolerations(spec: &mut Object) {
         })
         .unwrap_or_default();
     let mut added = Vec::new();
-    for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
         let tolerated = existing.iter().any(|(k, effect)| {
             (k == key || k.is_empty()) && (effect == "NoExecute" || effect.is_empty())
         });
@@ -318,11 +329,15 @@ fn qos_class(spec: &Object) -> &'static str {
     for c in containers {
         let sum_into = |kind: &str, acc: &mut BTreeMap<String, i128>| {
             let mut found = Vec::new();
-            let list = c.get("resources").and_then(|r| r.get(kind)).and_then(Value::as_object);
+            let list = c
+                .get("resources")
+                .and_then(|r| r.get(kind))
+                .and_then(Value::as_object);
             for (name, q) in list.into_iter().flatten() {
                 let positive = quantity_nanos(q).filter(|n| *n > 0);
                 if let (true, Some(n)) = (name == "cpu" || name == "memory", positive) {
-                    *acc.entry(name.clone()).or_insert(0) += n;
+                    let total = acc.entry(name.clone()).or_insert(0);
+                    *total = total.saturating_add(n);
                     found.push(name.as_str());
                 }
             }
@@ -411,8 +426,8 @@ fn default_service(svc: &mut Object) {
                 spec.shift_remove("sessionAffinityConfig");
             }
             "ClientIP" => {
-                let timeout = child(spec, "sessionAffinityConfig")
-                    .and_then(|cfg| child(cfg, "clientIP"));
+                let timeout =
+                    child(spec, "sessionAffinityConfig").and_then(|cfg| child(cfg, "clientIP"));
                 if let Some(client_ip) = timeout {
                     default(client_ip, "timeoutSeconds", json!(10800));
                 }
@@ -467,10 +482,10 @@ fn default_namespace(ns: &mut Object) {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    if !name.is_empty() {
-        if let Some(labels) = child(ns, "metadata").and_then(|m| child(m, "labels")) {
-            labels.insert("kubernetes.io/metadata.name".into(), json!(name));
-        }
+    if !name.is_empty()
+        && let Some(labels) = child(ns, "metadata").and_then(|m| child(m, "labels"))
+    {
+        labels.insert("kubernetes.io/metadata.name".into(), json!(name));
     }
     if let Some(spec) = child(ns, "spec") {
         default(spec, "finalizers", json!(["kubernetes"]));
@@ -484,78 +499,243 @@ fn default_namespace(ns: &mut Object) {
 
 const TOP: &[&str] = &["kind", "apiVersion", "metadata", "spec", "status"];
 const EVENT_TOP: &[&str] = &[
-    "kind", "apiVersion", "metadata", "involvedObject", "reason", "message", "source",
-    "firstTimestamp", "lastTimestamp", "count", "type", "eventTime", "series", "action",
-    "related", "reportingComponent", "reportingInstance",
+    "kind",
+    "apiVersion",
+    "metadata",
+    "involvedObject",
+    "reason",
+    "message",
+    "source",
+    "firstTimestamp",
+    "lastTimestamp",
+    "count",
+    "type",
+    "eventTime",
+    "series",
+    "action",
+    "related",
+    "reportingComponent",
+    "reportingInstance",
 ];
 const METADATA: &[&str] = &[
-    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
-    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
-    "annotations", "ownerReferences", "finalizers", "managedFields",
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
 ];
-const OWNER_REFERENCE: &[&str] =
-    &["apiVersion", "kind", "name", "uid", "controller", "blockOwnerDeletion"];
+const OWNER_REFERENCE: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "name",
+    "uid",
+    "controller",
+    "blockOwnerDeletion",
+];
 const MANAGED_FIELDS: &[&str] = &[
-    "manager", "operation", "apiVersion", "time", "fieldsType", "fieldsV1", "subresource",
+    "manager",
+    "operation",
+    "apiVersion",
+    "time",
+    "fieldsType",
+    "fieldsV1",
+    "subresource",
 ];
 const DEPLOYMENT_SPEC: &[&str] = &[
-    "replicas", "selector", "template", "strategy", "minReadySeconds", "revisionHistoryLimit",
-    "paused", "progressDeadlineSeconds",
+    "replicas",
+    "selector",
+    "template",
+    "strategy",
+    "minReadySeconds",
+    "revisionHistoryLimit",
+    "paused",
+    "progressDeadlineSeconds",
 ];
 const DEPLOYMENT_STATUS: &[&str] = &[
-    "observedGeneration", "replicas", "updatedReplicas", "readyReplicas", "availableReplicas",
-    "unavailableReplicas", "conditions", "collisionCount",
+    "observedGeneration",
+    "replicas",
+    "updatedReplicas",
+    "readyReplicas",
+    "availableReplicas",
+    "unavailableReplicas",
+    "conditions",
+    "collisionCount",
 ];
-const DEPLOYMENT_CONDITION: &[&str] =
-    &["type", "status", "lastUpdateTime", "lastTransitionTime", "reason", "message"];
+const DEPLOYMENT_CONDITION: &[&str] = &[
+    "type",
+    "status",
+    "lastUpdateTime",
+    "lastTransitionTime",
+    "reason",
+    "message",
+];
 const REPLICASET_SPEC: &[&str] = &["replicas", "minReadySeconds", "selector", "template"];
 const REPLICASET_STATUS: &[&str] = &[
-    "replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas",
-    "observedGeneration", "conditions",
+    "replicas",
+    "fullyLabeledReplicas",
+    "readyReplicas",
+    "availableReplicas",
+    "observedGeneration",
+    "conditions",
 ];
 const POD_SPEC: &[&str] = &[
-    "volumes", "initContainers", "containers", "ephemeralContainers", "restartPolicy",
-    "terminationGracePeriodSeconds", "activeDeadlineSeconds", "dnsPolicy", "nodeSelector",
-    "serviceAccountName", "serviceAccount", "automountServiceAccountToken", "nodeName",
-    "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace", "securityContext",
-    "imagePullSecrets", "hostname", "subdomain", "affinity", "schedulerName", "tolerations",
-    "hostAliases", "priorityClassName", "priority", "dnsConfig", "readinessGates",
-    "runtimeClassName", "enableServiceLinks", "preemptionPolicy", "overhead",
-    "topologySpreadConstraints", "setHostnameAsFQDN", "os", "hostUsers", "schedulingGates",
+    "volumes",
+    "initContainers",
+    "containers",
+    "ephemeralContainers",
+    "restartPolicy",
+    "terminationGracePeriodSeconds",
+    "activeDeadlineSeconds",
+    "dnsPolicy",
+    "nodeSelector",
+    "serviceAccountName",
+    "serviceAccount",
+    "automountServiceAccountToken",
+    "nodeName",
+    "hostNetwork",
+    "hostPID",
+    "hostIPC",
+    "shareProcessNamespace",
+    "securityContext",
+    "imagePullSecrets",
+    "hostname",
+    "subdomain",
+    "affinity",
+    "schedulerName",
+    "tolerations",
+    "hostAliases",
+    "priorityClassName",
+    "priority",
+    "dnsConfig",
+    "readinessGates",
+    "runtimeClassName",
+    "enableServiceLinks",
+    "preemptionPolicy",
+    "overhead",
+    "topologySpreadConstraints",
+    "setHostnameAsFQDN",
+    "os",
+    "hostUsers",
+    "schedulingGates",
     "resourceClaims",
 ];
 const CONTAINER: &[&str] = &[
-    "name", "image", "command", "args", "workingDir", "ports", "envFrom", "env", "resources",
-    "resizePolicy", "restartPolicy", "volumeMounts", "volumeDevices", "livenessProbe",
-    "readinessProbe", "startupProbe", "lifecycle", "terminationMessagePath",
-    "terminationMessagePolicy", "imagePullPolicy", "securityContext", "stdin", "stdinOnce", "tty",
+    "name",
+    "image",
+    "command",
+    "args",
+    "workingDir",
+    "ports",
+    "envFrom",
+    "env",
+    "resources",
+    "resizePolicy",
+    "restartPolicy",
+    "volumeMounts",
+    "volumeDevices",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "lifecycle",
+    "terminationMessagePath",
+    "terminationMessagePolicy",
+    "imagePullPolicy",
+    "securityContext",
+    "stdin",
+    "stdinOnce",
+    "tty",
 ];
 const CONTAINER_PORT: &[&str] = &["name", "hostPort", "containerPort", "protocol", "hostIP"];
 const PROBE: &[&str] = &[
-    "exec", "httpGet", "tcpSocket", "grpc", "initialDelaySeconds", "timeoutSeconds",
-    "periodSeconds", "successThreshold", "failureThreshold", "terminationGracePeriodSeconds",
+    "exec",
+    "httpGet",
+    "tcpSocket",
+    "grpc",
+    "initialDelaySeconds",
+    "timeoutSeconds",
+    "periodSeconds",
+    "successThreshold",
+    "failureThreshold",
+    "terminationGracePeriodSeconds",
 ];
 const HTTP_GET: &[&str] = &["path", "port", "host", "scheme", "httpHeaders"];
 const TOLERATION: &[&str] = &["key", "operator", "value", "effect", "tolerationSeconds"];
 const POD_STATUS: &[&str] = &[
-    "phase", "conditions", "message", "reason", "nominatedNodeName", "hostIP", "hostIPs",
-    "podIP", "podIPs", "startTime", "initContainerStatuses", "containerStatuses", "qosClass",
-    "ephemeralContainerStatuses", "resize", "resourceClaimStatuses",
+    "phase",
+    "conditions",
+    "message",
+    "reason",
+    "nominatedNodeName",
+    "hostIP",
+    "hostIPs",
+    "podIP",
+    "podIPs",
+    "startTime",
+    "initContainerStatuses",
+    "containerStatuses",
+    "qosClass",
+    "ephemeralContainerStatuses",
+    "resize",
+    "resourceClaimStatuses",
 ];
-const POD_CONDITION: &[&str] =
-    &["type", "status", "lastProbeTime", "lastTransitionTime", "reason", "message"];
+const POD_CONDITION: &[&str] = &[
+    "type",
+    "status",
+    "lastProbeTime",
+    "lastTransitionTime",
+    "reason",
+    "message",
+];
 const CONTAINER_STATUS: &[&str] = &[
-    "name", "state", "lastState", "ready", "restartCount", "image", "imageID", "containerID",
+    "name",
+    "state",
+    "lastState",
+    "ready",
+    "restartCount",
+    "image",
+    "imageID",
+    "containerID",
     "started",
 ];
 const SERVICE_SPEC: &[&str] = &[
-    "ports", "selector", "clusterIP", "clusterIPs", "type", "externalIPs", "sessionAffinity",
-    "loadBalancerIP", "loadBalancerSourceRanges", "externalName", "externalTrafficPolicy",
-    "healthCheckNodePort", "publishNotReadyAddresses", "sessionAffinityConfig", "ipFamilies",
-    "ipFamilyPolicy", "allocateLoadBalancerNodePorts", "loadBalancerClass",
+    "ports",
+    "selector",
+    "clusterIP",
+    "clusterIPs",
+    "type",
+    "externalIPs",
+    "sessionAffinity",
+    "loadBalancerIP",
+    "loadBalancerSourceRanges",
+    "externalName",
+    "externalTrafficPolicy",
+    "healthCheckNodePort",
+    "publishNotReadyAddresses",
+    "sessionAffinityConfig",
+    "ipFamilies",
+    "ipFamilyPolicy",
+    "allocateLoadBalancerNodePorts",
+    "loadBalancerClass",
     "internalTrafficPolicy",
 ];
-const SERVICE_PORT: &[&str] = &["name", "protocol", "appProtocol", "port", "targetPort", "nodePort"];
+const SERVICE_PORT: &[&str] = &[
+    "name",
+    "protocol",
+    "appProtocol",
+    "port",
+    "targetPort",
+    "nodePort",
+];
 
 /// Reorders the keys of an object: `keys` first (those present), then the rest as they were.
 fn reorder<'a>(v: Option<&'a mut Value>, keys: &[&str]) -> Option<&'a mut Object> {
@@ -590,16 +770,27 @@ fn sort_keys_deep(v: &mut Value) {
     }
 }
 
-/// ObjectMeta in Go order, with owner references and managed fields (`fieldsV1` sorted, as the
-/// server serializes field sets).
+/// Go maps (`map[string]string`, `ResourceList`) serialize with sorted keys.
+fn sort_map(v: Option<&mut Value>) {
+    if let Some(Value::Object(map)) = v {
+        map.sort_keys();
+    }
+}
+
+/// ObjectMeta in Go order: labels and annotations sorted, owner references and managed fields
+/// ordered (`fieldsV1` sorted, as the server serializes field sets).
 pub(super) fn order_metadata(meta: Option<&mut Value>) {
     let Some(meta) = reorder(meta, METADATA) else {
         return;
     };
+    sort_map(meta.get_mut("labels"));
+    sort_map(meta.get_mut("annotations"));
     reorder_each(meta.get_mut("ownerReferences"), OWNER_REFERENCE);
     if let Some(Value::Array(entries)) = meta.get_mut("managedFields") {
         for entry in entries {
-            if let Some(fields) = reorder(Some(entry), MANAGED_FIELDS).and_then(|m| m.get_mut("fieldsV1")) {
+            if let Some(fields) =
+                reorder(Some(entry), MANAGED_FIELDS).and_then(|m| m.get_mut("fieldsV1"))
+            {
                 sort_keys_deep(fields);
             }
         }
@@ -607,7 +798,9 @@ pub(super) fn order_metadata(meta: Option<&mut Value>) {
 }
 
 fn order_selector(v: Option<&mut Value>) {
-    reorder(v, &["matchLabels", "matchExpressions"]);
+    if let Some(selector) = reorder(v, &["matchLabels", "matchExpressions"]) {
+        sort_map(selector.get_mut("matchLabels"));
+    }
 }
 
 fn order_template(v: Option<&mut Value>) {
@@ -628,6 +821,7 @@ fn order_pod_spec(v: Option<&mut Value>) {
         }
     }
     reorder_each(spec.get_mut("tolerations"), TOLERATION);
+    sort_map(spec.get_mut("nodeSelector"));
 }
 
 fn order_container(c: &mut Value) {
@@ -636,10 +830,20 @@ fn order_container(c: &mut Value) {
     };
     reorder_each(c.get_mut("ports"), CONTAINER_PORT);
     reorder_each(c.get_mut("env"), &["name", "value", "valueFrom"]);
-    reorder(c.get_mut("resources"), &["limits", "requests", "claims"]);
+    if let Some(resources) = reorder(c.get_mut("resources"), &["limits", "requests", "claims"]) {
+        sort_map(resources.get_mut("limits"));
+        sort_map(resources.get_mut("requests"));
+    }
     reorder_each(
         c.get_mut("volumeMounts"),
-        &["name", "readOnly", "mountPath", "subPath", "mountPropagation", "subPathExpr"],
+        &[
+            "name",
+            "readOnly",
+            "mountPath",
+            "subPath",
+            "mountPropagation",
+            "subPathExpr",
+        ],
     );
     for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
         if let Some(p) = reorder(c.get_mut(probe), PROBE) {
@@ -650,8 +854,9 @@ fn order_container(c: &mut Value) {
 
 /// Puts keys in the order the real server writes them (Go struct order) for the top level, the
 /// metadata, and spec/status of Deployment, ReplicaSet, Pod, Service and Namespace, down to
-/// containers and probes; also the Event top level. Unknown keys keep their relative order and
-/// follow the known ones.
+/// containers and probes; also the Event top level. Go maps met on the way (labels, annotations,
+/// selectors, resource lists) are sorted. Unknown keys keep their relative order and follow the
+/// known ones.
 pub fn canonical_order(kind: &str, obj: &mut Value) {
     let top = if kind == "Event" { EVENT_TOP } else { TOP };
     let Some(obj) = reorder(Some(obj), top) else {
@@ -663,8 +868,13 @@ pub fn canonical_order(kind: &str, obj: &mut Value) {
             if let Some(spec) = reorder(obj.get_mut("spec"), DEPLOYMENT_SPEC) {
                 order_selector(spec.get_mut("selector"));
                 order_template(spec.get_mut("template"));
-                if let Some(strategy) = reorder(spec.get_mut("strategy"), &["type", "rollingUpdate"]) {
-                    reorder(strategy.get_mut("rollingUpdate"), &["maxUnavailable", "maxSurge"]);
+                if let Some(strategy) =
+                    reorder(spec.get_mut("strategy"), &["type", "rollingUpdate"])
+                {
+                    reorder(
+                        strategy.get_mut("rollingUpdate"),
+                        &["maxUnavailable", "maxSurge"],
+                    );
                 }
             }
             if let Some(status) = reorder(obj.get_mut("status"), DEPLOYMENT_STATUS) {
@@ -695,6 +905,7 @@ pub fn canonical_order(kind: &str, obj: &mut Value) {
         "Service" => {
             if let Some(spec) = reorder(obj.get_mut("spec"), SERVICE_SPEC) {
                 reorder_each(spec.get_mut("ports"), SERVICE_PORT);
+                sort_map(spec.get_mut("selector"));
             }
         }
         "Namespace" => {
@@ -791,7 +1002,8 @@ mod tests {
         check_scene("00-scene/staging.json", |manifest, want| {
             if manifest["kind"] == "Deployment" {
                 want["spec"]["replicas"] = manifest["spec"]["replicas"].clone();
-                want["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = json!("staging");
+                want["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] =
+                    json!("staging");
                 want["spec"]["template"]["spec"]["containers"][0]["image"] =
                     manifest["spec"]["template"]["spec"]["containers"][0]["image"].clone();
             }
@@ -824,9 +1036,15 @@ mod tests {
         let spec = want.as_object_mut().unwrap();
         spec.shift_remove("volumes");
         spec.shift_remove("nodeName");
-        spec["containers"][0].as_object_mut().unwrap().shift_remove("volumeMounts");
+        spec["containers"][0]
+            .as_object_mut()
+            .unwrap()
+            .shift_remove("volumeMounts");
         assert_eq!(ours["spec"].to_string(), want.to_string());
-        assert_eq!(ours["status"], json!({"phase": "Pending", "qosClass": "Burstable"}));
+        assert_eq!(
+            ours["status"],
+            json!({"phase": "Pending", "qosClass": "Burstable"})
+        );
     }
 
     #[test]
@@ -834,7 +1052,8 @@ mod tests {
         fn reverse_keys(v: &mut Value) {
             match v {
                 Value::Object(map) => {
-                    let mut entries: Vec<(String, Value)> = std::mem::take(map).into_iter().collect();
+                    let mut entries: Vec<(String, Value)> =
+                        std::mem::take(map).into_iter().collect();
                     entries.reverse();
                     for (k, mut v) in entries {
                         reverse_keys(&mut v);
@@ -855,7 +1074,11 @@ mod tests {
             let original = fixture_json(file);
             let mut same = original.clone();
             canonical_order(kind, &mut same);
-            assert_eq!(same.to_string(), original.to_string(), "{file} is already canonical");
+            assert_eq!(
+                same.to_string(),
+                original.to_string(),
+                "{file} is already canonical"
+            );
             let mut shuffled = original.clone();
             reverse_keys(&mut shuffled);
             canonical_order(kind, &mut shuffled);
@@ -871,7 +1094,10 @@ mod tests {
     fn strip_unordered(kind: &str, v: &mut Value) {
         if kind == "Pod" {
             v["spec"].as_object_mut().unwrap().shift_remove("volumes");
-            v["spec"]["containers"][0].as_object_mut().unwrap().shift_remove("volumeMounts");
+            v["spec"]["containers"][0]
+                .as_object_mut()
+                .unwrap()
+                .shift_remove("volumeMounts");
             for cs in v["status"]["containerStatuses"].as_array_mut().unwrap() {
                 cs.as_object_mut().unwrap().shift_remove("state");
             }
@@ -887,9 +1113,13 @@ mod tests {
             obj.to_string(),
             r#"{"kind":"Deployment","metadata":{"name":"n","custom":1},"spec":{"replicas":2,"x":1},"zeta":1,"alpha":2}"#
         );
-        let mut ev = json!({"type": "Normal", "count": 1, "metadata": {}, "reason": "R", "kind": "Event"});
+        let mut ev =
+            json!({"type": "Normal", "count": 1, "metadata": {}, "reason": "R", "kind": "Event"});
         canonical_order("Event", &mut ev);
-        assert_eq!(ev.to_string(), r#"{"kind":"Event","metadata":{},"reason":"R","count":1,"type":"Normal"}"#);
+        assert_eq!(
+            ev.to_string(),
+            r#"{"kind":"Event","metadata":{},"reason":"R","count":1,"type":"Normal"}"#
+        );
     }
 
     #[test]
@@ -920,7 +1150,10 @@ mod tests {
         let qos = |r: Value| pod_with(r)["status"]["qosClass"].clone();
         assert_eq!(qos(json!({})), json!("BestEffort"));
         assert_eq!(qos(json!({"requests": {"cpu": "0"}})), json!("BestEffort"));
-        assert_eq!(qos(json!({"requests": {"cpu": "100m"}})), json!("Burstable"));
+        assert_eq!(
+            qos(json!({"requests": {"cpu": "100m"}})),
+            json!("Burstable")
+        );
         // limits only: requests are defaulted from them, so Guaranteed
         let g = pod_with(json!({"limits": {"cpu": "1", "memory": "1Gi"}}));
         assert_eq!(g["status"]["qosClass"], json!("Guaranteed"));
@@ -929,7 +1162,9 @@ mod tests {
             json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}})
         );
         assert_eq!(
-            qos(json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1000m", "memory": "1024Mi"}})),
+            qos(
+                json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1000m", "memory": "1024Mi"}})
+            ),
             json!("Guaranteed")
         );
         assert_eq!(
@@ -937,6 +1172,12 @@ mod tests {
             json!("Burstable")
         );
         assert_eq!(qos(json!({"limits": {"cpu": "1"}})), json!("Burstable"));
+        let huge = json!({"requests": {"memory": "100000000000Ei"}});
+        let two = defaulted(
+            "Pod",
+            json!({"spec": {"containers": [{"resources": huge}], "initContainers": [{"resources": huge}]}}),
+        );
+        assert_eq!(two["status"]["qosClass"], json!("Burstable"));
     }
 
     #[test]
@@ -951,7 +1192,15 @@ mod tests {
         assert_eq!(q("1Gi"), q("1024Mi"));
         assert_eq!(q("-1"), Some(-1_000_000_000));
         assert_eq!(quantity_nanos(&json!(2)), q("2"));
-        for bad in ["", "abc", "1x", "1.2.3", "Mi", "1e99", "99999999999999999999999999999Ei"] {
+        for bad in [
+            "",
+            "abc",
+            "1x",
+            "1.2.3",
+            "Mi",
+            "1e99",
+            "99999999999999999999999999999Ei",
+        ] {
             assert_eq!(q(bad), None, "{bad}");
         }
     }
@@ -973,7 +1222,10 @@ mod tests {
         assert!(spec.get("priority").is_none());
         assert_eq!(spec["preemptionPolicy"], "PreemptLowerPriority");
         assert_eq!(spec["tolerations"].as_array().unwrap().len(), 2);
-        assert_eq!(spec["tolerations"][1]["key"], "node.kubernetes.io/not-ready");
+        assert_eq!(
+            spec["tolerations"][1]["key"],
+            "node.kubernetes.io/not-ready"
+        );
         let c = &spec["containers"][0];
         assert_eq!(c["imagePullPolicy"], "Always");
         assert_eq!(c["env"][0]["valueFrom"]["fieldRef"]["apiVersion"], "v1");
@@ -981,24 +1233,42 @@ mod tests {
         assert_eq!(c["startupProbe"]["periodSeconds"], 10);
         assert_eq!(spec["volumes"][0]["configMap"]["defaultMode"], 420);
         // a template gets none of the pod-only defaults
-        let d = defaulted("Deployment", json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "a:1"}]}}}}));
+        let d = defaulted(
+            "Deployment",
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "a:1"}]}}}}),
+        );
         let tspec = &d["spec"]["template"]["spec"];
         assert!(tspec.get("enableServiceLinks").is_none());
         assert!(tspec.get("tolerations").is_none());
-        assert_eq!(d["spec"]["template"]["metadata"], json!({"creationTimestamp": null}));
+        assert_eq!(
+            d["spec"]["template"]["metadata"],
+            json!({"creationTimestamp": null})
+        );
         // Recreate gets no rollingUpdate
-        let r = defaulted("Deployment", json!({"spec": {"strategy": {"type": "Recreate"}}}));
+        let r = defaulted(
+            "Deployment",
+            json!({"spec": {"strategy": {"type": "Recreate"}}}),
+        );
         assert_eq!(r["spec"]["strategy"], json!({"type": "Recreate"}));
     }
 
     #[test]
     fn service_variants() {
-        let svc = |spec: Value| defaulted("Service", json!({"metadata": {"name": "s"}, "spec": spec}));
-        let lb = svc(json!({"type": "LoadBalancer", "sessionAffinity": "ClientIP", "ports": [{"port": 443, "targetPort": 0}]}));
+        let svc =
+            |spec: Value| defaulted("Service", json!({"metadata": {"name": "s"}, "spec": spec}));
+        let lb = svc(
+            json!({"type": "LoadBalancer", "sessionAffinity": "ClientIP", "ports": [{"port": 443, "targetPort": 0}]}),
+        );
         assert_eq!(lb["spec"]["externalTrafficPolicy"], "Cluster");
         assert_eq!(lb["spec"]["allocateLoadBalancerNodePorts"], true);
-        assert_eq!(lb["spec"]["sessionAffinityConfig"], json!({"clientIP": {"timeoutSeconds": 10800}}));
-        assert_eq!(lb["spec"]["ports"][0], json!({"protocol": "TCP", "port": 443, "targetPort": 443}));
+        assert_eq!(
+            lb["spec"]["sessionAffinityConfig"],
+            json!({"clientIP": {"timeoutSeconds": 10800}})
+        );
+        assert_eq!(
+            lb["spec"]["ports"][0],
+            json!({"protocol": "TCP", "port": 443, "targetPort": 443})
+        );
         assert_eq!(lb["status"], json!({"loadBalancer": {}}));
         let ext = svc(json!({"type": "ExternalName", "externalName": "db.example"}));
         assert_eq!(
@@ -1010,7 +1280,8 @@ mod tests {
         assert_eq!(headless["spec"]["clusterIPs"], json!(["None"]));
         assert_eq!(headless["spec"]["ipFamilyPolicy"], "RequireDualStack");
         assert!(!needs_cluster_ip(&headless));
-        let plain = svc(json!({"selector": {"app": "a"}, "sessionAffinityConfig": {"clientIP": {}}}));
+        let plain =
+            svc(json!({"selector": {"app": "a"}, "sessionAffinityConfig": {"clientIP": {}}}));
         assert!(needs_cluster_ip(&plain));
         assert!(plain["spec"].get("sessionAffinityConfig").is_none());
         assert!(plain["spec"].get("clusterIPs").is_none());
@@ -1029,7 +1300,10 @@ mod tests {
         assert_eq!(ns["spec"], want["spec"]);
         assert_eq!(ns["status"], want["status"]);
         // an existing (e.g. emptied) finalizer list is left alone
-        let kept = defaulted("Namespace", json!({"metadata": {"name": "x"}, "spec": {"finalizers": []}}));
+        let kept = defaulted(
+            "Namespace",
+            json!({"metadata": {"name": "x"}, "spec": {"finalizers": []}}),
+        );
         assert_eq!(kept["spec"]["finalizers"], json!([]));
     }
 
@@ -1055,7 +1329,15 @@ mod tests {
             json!({"spec": {"template": {"metadata": 1, "spec": {"containers": [1, {"ports": [2], "resources": 3, "image": 4}]}},
                 "containers": [{"resources": {"limits": 5, "requests": {"cpu": []}}}], "volumes": [{"secret": 1}]}}),
         ];
-        for kind in ["Deployment", "ReplicaSet", "Pod", "Service", "Namespace", "Event", "Other"] {
+        for kind in [
+            "Deployment",
+            "ReplicaSet",
+            "Pod",
+            "Service",
+            "Namespace",
+            "Event",
+            "Other",
+        ] {
             for j in &junk {
                 let mut v = j.clone();
                 apply_defaults(kind, &mut v);

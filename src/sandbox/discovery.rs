@@ -141,3 +141,79 @@ pub fn resource_list(group: &str, version: &str) -> Value {
     out.insert("resources".into(), Value::Array(resources));
     Value::Object(out)
 }
+
+/// `/openapi/v3`: the index of per-group-version documents.
+pub fn openapi_v3_root() -> Value {
+    let mut paths = Map::new();
+    let mut gvs: Vec<(&str, &str)> = RESOURCES.iter().map(|r| (r.group, r.version)).collect();
+    gvs.dedup();
+    for (g, v) in gvs {
+        let key = if g.is_empty() {
+            format!("api/{v}")
+        } else {
+            format!("apis/{g}/{v}")
+        };
+        paths.insert(
+            key.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash=kockpit-sandbox")}),
+        );
+    }
+    json!({"paths": paths})
+}
+
+/// A minimal OpenAPI v3 document for one group/version: enough for kubectl to see that the
+/// server validates fields itself (the `fieldValidation` parameter on PATCH), so that it
+/// leaves schema validation to the server instead of downloading schemas.
+pub fn openapi_v3_gv(group: &str, version: &str) -> Option<Value> {
+    if !serves(group, version) {
+        return None;
+    }
+    let prefix = if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    };
+    let mut paths = Map::new();
+    let params = json!([
+        {"name": "dryRun", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+        {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+        {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+        {"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}}
+    ]);
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version && !r.create_only)
+    {
+        let path = if r.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+        } else {
+            format!("{prefix}/{}/{{name}}", r.plural)
+        };
+        let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
+        paths.insert(
+            path,
+            json!({
+                "patch": {
+                    "operationId": format!("patch{}", r.kind),
+                    "parameters": params,
+                    "x-kubernetes-action": "patch",
+                    "x-kubernetes-group-version-kind": gvk,
+                    "responses": {"200": {"description": "OK"}}
+                },
+                "put": {
+                    "operationId": format!("replace{}", r.kind),
+                    "parameters": params,
+                    "x-kubernetes-action": "put",
+                    "x-kubernetes-group-version-kind": gvk,
+                    "responses": {"200": {"description": "OK"}}
+                }
+            }),
+        );
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.26.4-kockpit-sandbox"},
+        "paths": paths,
+        "components": {"schemas": {}}
+    }))
+}

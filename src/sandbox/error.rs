@@ -42,7 +42,7 @@ pub struct ApiError {
     /// e.g. `NotFound`, `BadRequest`; empty for errors the server sends without a reason.
     pub reason: String,
     pub message: String,
-    pub details: Option<Details>,
+    pub details: Option<Box<Details>>,
 }
 
 /// The `resource.group` form used in messages: `deployments.apps`, `pods`.
@@ -65,7 +65,7 @@ impl ApiError {
     }
 
     pub fn with_details(mut self, details: Details) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -181,20 +181,19 @@ impl ApiError {
             Some(ns) => format!(" in the namespace \"{ns}\""),
             None => " at the cluster scope".to_string(),
         };
-        let mut e = Self::new(
+        let e = Self::new(
             403,
             "Forbidden",
             format!(
                 "{subject}: User \"{user}\" cannot {verb} resource \"{resource}\" in API group \"{group}\"{scope}"
             ),
         );
-        e.details = Some(Details {
+        e.with_details(Details {
             name: name.map(str::to_string),
             group: Some(group.into()),
             kind: Some(resource.into()),
             ..Default::default()
-        });
-        e
+        })
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -217,10 +216,8 @@ impl ApiError {
             if let Some(n) = &d.name {
                 dm.insert("name".into(), json!(n));
             }
-            if let Some(g) = &d.group {
-                if !g.is_empty() {
-                    dm.insert("group".into(), json!(g));
-                }
+            if let Some(g) = d.group.as_ref().filter(|g| !g.is_empty()) {
+                dm.insert("group".into(), json!(g));
             }
             if let Some(k) = &d.kind {
                 dm.insert("kind".into(), json!(k));

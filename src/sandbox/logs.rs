@@ -18,7 +18,8 @@ use serde_json::Value;
 
 use super::Sandbox;
 use super::clock::parse_time;
-use super::controllers::kubelet::{CRASH_AFTER, is_bad_image, timeline};
+use super::controllers::kubelet::{Run, pod_faults, timeline};
+use super::faults::Fault;
 use super::controllers::pods;
 use super::error::{ApiError, ApiResult};
 use super::server::{Body, error_response};
@@ -64,13 +65,6 @@ pub struct LogTarget {
     pub pod: String,
 }
 
-/// One run of a container: when it started and (if it did) when it ended.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Run {
-    start: Timestamp,
-    end: Option<Timestamp>,
-    crashes: bool,
-}
 
 /// A stable 64-bit mix of some text and numbers (splitmix64 over FNV-1a).
 fn mix(s: &str, a: i64, b: u64) -> u64 {
@@ -115,17 +109,21 @@ fn lines_between(pod: &Value, container: &Value, run: Run, from: Timestamp, to: 
     push(s + ms(41), format!("INFO  config loaded from /etc/{cname}/config.yaml"));
     // Many services colour their own output; the cockpit must show such lines inert.
     push(s + ms(87), "\u{1b}[32mINFO\u{1b}[0m  listening on :8080 (http), :9090 (metrics)".to_string());
-    if run.crashes {
+    if let Some(end) = run.end {
+        // The failure comes just before the exit.
+        let e = |n: i64| end - SignedDuration::from_millis(n);
         let upper = cname.to_uppercase().replace('-', "_");
-        push(s + ms(1480), format!("ERROR required config key {upper}_UPSTREAM_URL is missing"));
-        push(s + ms(1490), "panic: configuration incomplete: refusing to start".to_string());
-        push(s + ms(1491), String::new());
-        push(s + ms(1492), "goroutine 1 [running]:".to_string());
-        push(s + ms(1493), "main.mustLoadConfig(...)".to_string());
-        push(s + ms(1494), format!("\t/src/cmd/{cname}/config.go:57 +0x1d5"));
-        push(s + ms(1495), "main.main()".to_string());
-        push(s + ms(1496), format!("\t/src/cmd/{cname}/main.go:23 +0x4b"));
-        return out;
+        push(e(520), format!("ERROR required config key {upper}_UPSTREAM_URL is missing"));
+        push(e(510), "panic: configuration incomplete: refusing to start".to_string());
+        push(e(509), String::new());
+        push(e(508), "goroutine 1 [running]:".to_string());
+        push(e(507), "main.mustLoadConfig(...)".to_string());
+        push(e(506), format!("\t/src/cmd/{cname}/config.go:57 +0x1d5"));
+        push(e(505), "main.main()".to_string());
+        push(e(504), format!("\t/src/cmd/{cname}/main.go:23 +0x4b"));
+        if end.duration_since(s) < SignedDuration::from_secs(1) {
+            return out;
+        }
     }
     push(s + ms(120), "INFO  upstream connections ready".to_string());
     // Access log: whole seconds after start-up, a few requests each.
@@ -150,25 +148,13 @@ fn lines_between(pod: &Value, container: &Value, run: Run, from: Timestamp, to: 
     out
 }
 
-/// The runs of a container at `now`: (current or most recent, previous).
-fn runs(created: Timestamp, container: &Value, now: Timestamp) -> (Option<Run>, Option<Run>) {
-    let bad = is_bad_image(container.get("image").and_then(Value::as_str).unwrap_or_default());
-    let tl = timeline(created, container, now);
-    let Some(start) = tl.started_at else {
-        return (None, None);
-    };
-    let current = Run {
-        start,
-        end: if tl.running { None } else { Some(start + SignedDuration::from_secs(CRASH_AFTER)) },
-        crashes: bad,
-    };
-    let previous = if tl.running {
-        tl.last_terminated.map(|(s, e)| Run { start: s, end: Some(e), crashes: bad })
-    } else {
-        let before = timeline(created, container, start - SignedDuration::from_millis(1));
-        before.last_terminated.map(|(s, e)| Run { start: s, end: Some(e), crashes: bad })
-    };
-    (Some(current), previous)
+/// The runs of a container at `now`: (current or most recent, previous). As the kubelet
+/// does, "previous" is the run its `lastState.terminated` names: while the container backs off
+/// that is the run that just crashed, which is also what a plain request shows.
+fn runs(created: Timestamp, container: &Value, now: Timestamp, faults: &[Fault]) -> (Option<Run>, Option<Run>) {
+    let tl = timeline(created, container, now, faults);
+    let previous = if tl.running { tl.previous } else { tl.current };
+    (tl.current, previous)
 }
 
 fn format_line(t: Timestamp, line: &str, timestamps: bool) -> String {
@@ -184,6 +170,7 @@ struct Resolved {
     container: Value,
     run: Run,
     created: Timestamp,
+    faults: Vec<Fault>,
 }
 
 fn resolve(sb: &Sandbox, p: &LogParams, t: &LogTarget) -> ApiResult<Resolved> {
@@ -210,13 +197,14 @@ fn resolve(sb: &Sandbox, p: &LogParams, t: &LogTarget) -> ApiResult<Resolved> {
     };
     let cname = container.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
     let created = meta_str(&pod, "creationTimestamp").and_then(parse_time).unwrap_or_else(|| sb.store.clock.now());
-    let (current, previous) = runs(created, &container, sb.store.clock.now());
+    let faults = pod_faults(sb, &pod);
+    let (current, previous) = runs(created, &container, sb.store.clock.now(), &faults);
     let run = if p.previous {
         previous.ok_or_else(|| ApiError::bad_request(format!("previous terminated container \"{cname}\" in pod \"{}\" not found", t.pod)))?
     } else {
         current.ok_or_else(|| ApiError::bad_request(format!("container \"{cname}\" in pod \"{}\" is waiting to start: ContainerCreating", t.pod)))?
     };
-    Ok(Resolved { pod: (*pod).clone(), container, run, created })
+    Ok(Resolved { pod: (*pod).clone(), container, run, created, faults })
 }
 
 /// Serve a log request (plain or followed).
@@ -268,7 +256,9 @@ pub async fn serve(sb: &Arc<Sandbox>, p: LogParams, t: &LogTarget) -> Response<B
                 return;
             }
             let now = sb2.store.clock.now();
-            let (current, _) = runs(r.created, &r.container, now);
+            let faults = pod_faults(&sb2, &pod);
+            let _ = &r.faults;
+            let (current, _) = runs(r.created, &r.container, now, &faults);
             let ended = current.is_none_or(|c| c.start != r.run.start || c.end.is_some());
             let until = match current {
                 Some(c) if c.start == r.run.start => c.end.unwrap_or(now),

@@ -13,20 +13,18 @@ pub mod control;
 pub mod controllers;
 pub mod discovery;
 pub mod error;
+pub mod faults;
 pub mod logs;
-#[path = "stubs/patch.rs"]
 pub mod patch;
+pub mod proto;
 pub mod resources;
 pub mod seed;
-#[path = "stubs/selector.rs"]
 pub mod selector;
 pub mod server;
 pub mod store;
-#[path = "stubs/table.rs"]
 pub mod table;
-#[path = "stubs/defaults.rs"]
+pub mod traffic;
 pub mod defaults;
-#[path = "stubs/validate.rs"]
 pub mod validate;
 
 use std::net::SocketAddr;
@@ -75,6 +73,7 @@ impl Default for Config {
 /// The shared state behind the HTTP server and the controllers.
 pub struct Sandbox {
     pub store: Store,
+    pub faults: faults::Faults,
     pub bookmark_interval: Duration,
     pub seed: u64,
 }
@@ -151,6 +150,7 @@ pub async fn start(cfg: Config) -> std::io::Result<Running> {
     };
     let sandbox = Arc::new(Sandbox {
         store: Store::new(clock, cfg.seed, cfg.history_limit),
+        faults: faults::Faults::default(),
         bookmark_interval: cfg.bookmark_interval,
         seed: cfg.seed,
     });

@@ -228,6 +228,15 @@ async fn route(sb: &Arc<Sandbox>, r: Req) -> Response<Body> {
             }
             resource_route(sb, &r, g, v, rest).await
         }
+        ["openapi", "v3"] => json_response(sb, 200, &discovery::openapi_v3_root()),
+        ["openapi", "v3", "api", v] => match discovery::openapi_v3_gv("", v) {
+            Some(doc) => json_response(sb, 200, &doc),
+            None => page_not_found(sb),
+        },
+        ["openapi", "v3", "apis", g, v] => match discovery::openapi_v3_gv(g, v) {
+            Some(doc) => json_response(sb, 200, &doc),
+            None => page_not_found(sb),
+        },
         ["sandbox", "v1", rest @ ..] => super::control::handle(sb, &r.method, rest, &r.body),
         _ => page_not_found(sb),
     }
@@ -369,7 +378,12 @@ fn ns_or_empty<'a>(t: &Target<'a>) -> &'a str {
 
 /// Parse the body of a create or update.
 fn decode_object(r: &Req) -> ApiResult<Value> {
-    let v: Value = if r.content_type.contains("yaml") {
+    let v: Value = if r.content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        // Only the access reviews, which kubectl's typed client sends as protobuf.
+        super::proto::decode_review(&r.body).ok_or_else(|| {
+            ApiError::unsupported_media_type("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")
+        })?
+    } else if r.content_type.contains("yaml") {
         serde_yaml::from_slice(&r.body).map_err(|e| ApiError::bad_request(e.to_string()))?
     } else {
         serde_json::from_slice(&r.body).map_err(|e| ApiError::bad_request(go_json_error(&e)))?

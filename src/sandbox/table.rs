@@ -31,11 +31,23 @@ struct Column {
 }
 
 const fn col(name: &'static str, ty: &'static str, description: &'static str) -> Column {
-    Column { name, ty, format: "", description, priority: 0 }
+    Column {
+        name,
+        ty,
+        format: "",
+        description,
+        priority: 0,
+    }
 }
 
 const fn wide(name: &'static str, description: &'static str) -> Column {
-    Column { name, ty: "string", format: "", description, priority: 1 }
+    Column {
+        name,
+        ty: "string",
+        format: "",
+        description,
+        priority: 1,
+    }
 }
 
 const NAME_DESC: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: http://kubernetes.io/docs/user-guide/identifiers#names";
@@ -55,8 +67,16 @@ const AGE: Column = col("Age", "string", AGE_DESC);
 
 const POD_COLUMNS: &[Column] = &[
     NAME,
-    col("Ready", "string", "The aggregate readiness state of this pod for accepting traffic."),
-    col("Status", "string", "The aggregate status of the containers in this pod."),
+    col(
+        "Ready",
+        "string",
+        "The aggregate readiness state of this pod for accepting traffic.",
+    ),
+    col(
+        "Status",
+        "string",
+        "The aggregate status of the containers in this pod.",
+    ),
     col(
         "Restarts",
         "string",
@@ -115,7 +135,11 @@ const REPLICASET_COLUMNS: &[Column] = &[
         "integer",
         "Replicas is the most recently oberved number of replicas. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicationcontroller/#what-is-a-replicationcontroller",
     ),
-    col("Ready", "integer", "The number of ready replicas for this replica set."),
+    col(
+        "Ready",
+        "integer",
+        "The number of ready replicas for this replica set.",
+    ),
     AGE,
     wide("Containers", CONTAINERS_DESC),
     wide("Images", IMAGES_DESC),
@@ -308,10 +332,10 @@ pub fn to_table(
         .map(|obj| {
             let mut row = Map::new();
             row.insert("cells".into(), Value::Array(row_fn(obj, now)));
-            if kind == "Pod" {
-                if let Some(conditions) = pod_row_conditions(obj) {
-                    row.insert("conditions".into(), conditions);
-                }
+            if kind == "Pod"
+                && let Some(conditions) = pod_row_conditions(obj)
+            {
+                row.insert("conditions".into(), conditions);
             }
             let object = match include_object {
                 IncludeObject::None => Value::Null,
@@ -421,7 +445,11 @@ fn list<'a>(v: &'a Value, path: &[&str]) -> &'a [Value] {
 }
 
 fn or_none(s: &str) -> String {
-    if s.is_empty() { "<none>".into() } else { s.into() }
+    if s.is_empty() {
+        "<none>".into()
+    } else {
+        s.into()
+    }
 }
 
 /// Seconds from `ts` (RFC 3339) to `now`, truncated toward zero like Go's `int(d.Seconds())`.
@@ -501,7 +529,7 @@ fn container_cells(pod_spec: Option<&Value>) -> [Value; 2] {
 fn pod_row(pod: &Value, now: Timestamp) -> Vec<Value> {
     let status = pod.get("status").unwrap_or(&Value::Null);
     let total = list(pod, &["spec", "containers"]).len();
-    let mut restarts = 0;
+    let mut restarts: i64 = 0;
     let mut ready = 0;
     let mut last_restart: Option<Timestamp> = None;
     let mut note_restart = |cs: &Value| {
@@ -512,7 +540,10 @@ fn pod_row(pod: &Value, now: Timestamp) -> Vec<Value> {
     };
 
     let mut reason = text(status, &["phase"]).to_string();
-    if let Some(r) = get(status, &["reason"]).and_then(Value::as_str).filter(|r| !r.is_empty()) {
+    if let Some(r) = get(status, &["reason"])
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty())
+    {
         reason = r.to_string();
     }
 
@@ -520,7 +551,7 @@ fn pod_row(pod: &Value, now: Timestamp) -> Vec<Value> {
     let init_total = list(pod, &["spec", "initContainers"]).len();
     let mut initializing = false;
     for (i, cs) in init_statuses.iter().enumerate() {
-        restarts += int(cs, &["restartCount"]);
+        restarts = restarts.saturating_add(int(cs, &["restartCount"]));
         note_restart(cs);
         let terminated = get(cs, &["state", "terminated"]);
         let waiting_reason = text(cs, &["state", "waiting", "reason"]);
@@ -546,7 +577,7 @@ fn pod_row(pod: &Value, now: Timestamp) -> Vec<Value> {
         restarts = 0;
         let mut has_running = false;
         for cs in list(status, &["containerStatuses"]).iter().rev() {
-            restarts += int(cs, &["restartCount"]);
+            restarts = restarts.saturating_add(int(cs, &["restartCount"]));
             note_restart(cs);
             let waiting = text(cs, &["state", "waiting", "reason"]);
             let terminated = get(cs, &["state", "terminated"]);
@@ -574,9 +605,9 @@ fn pod_row(pod: &Value, now: Timestamp) -> Vec<Value> {
         }
     }
 
-    let gated = list(status, &["conditions"]).iter().any(|c| {
-        text(c, &["type"]) == "PodScheduled" && text(c, &["reason"]) == "SchedulingGated"
-    });
+    let gated = list(status, &["conditions"])
+        .iter()
+        .any(|c| text(c, &["type"]) == "PodScheduled" && text(c, &["reason"]) == "SchedulingGated");
     if gated {
         reason = "SchedulingGated".into();
     }
@@ -691,7 +722,10 @@ fn replicaset_row(rs: &Value, now: Timestamp) -> Vec<Value> {
 fn service_row(svc: &Value, now: Timestamp) -> Vec<Value> {
     let spec = svc.get("spec").unwrap_or(&Value::Null);
     let strings = |key: &str| -> Vec<&str> {
-        list(spec, &[key]).iter().filter_map(Value::as_str).collect()
+        list(spec, &[key])
+            .iter()
+            .filter_map(Value::as_str)
+            .collect()
     };
     let external_ips = strings("externalIPs");
     let external = match text(spec, &["type"]) {
@@ -708,7 +742,11 @@ fn service_row(svc: &Value, now: Timestamp) -> Vec<Value> {
             lb.sort_unstable();
             lb.dedup();
             lb.extend(external_ips.iter().copied());
-            if lb.is_empty() { "<pending>".into() } else { lb.join(",") }
+            if lb.is_empty() {
+                "<pending>".into()
+            } else {
+                lb.join(",")
+            }
         }
         "ExternalName" => text(spec, &["externalName"]).to_string(),
         _ => "<unknown>".into(),
@@ -726,7 +764,9 @@ fn service_row(svc: &Value, now: Timestamp) -> Vec<Value> {
     vec![
         name(svc),
         json!(text(spec, &["type"])),
-        json!(or_none(strings("clusterIPs").first().copied().unwrap_or(""))),
+        json!(or_none(
+            strings("clusterIPs").first().copied().unwrap_or("")
+        )),
         json!(external),
         json!(or_none(&ports.join(","))),
         age(svc, now),
@@ -779,7 +819,11 @@ fn endpoints_row(ep: &Value, now: Timestamp) -> Vec<Value> {
 }
 
 fn namespace_row(ns: &Value, now: Timestamp) -> Vec<Value> {
-    vec![name(ns), json!(text(ns, &["status", "phase"])), age(ns, now)]
+    vec![
+        name(ns),
+        json!(text(ns, &["status", "phase"])),
+        age(ns, now),
+    ]
 }
 
 /// Core/v1 field names for an `events.k8s.io/v1` Event (the server converts both to one type).
@@ -940,9 +984,9 @@ fn crd_cell(ty: &str, value: Option<&Value>, now: Timestamp) -> Value {
             .map_or(Value::Null, |i| json!(i)),
         ("number", Value::Number(n)) => n.as_f64().map_or(Value::Null, |f| json!(f)),
         ("boolean", Value::Bool(b)) => json!(b),
-        ("date", Value::String(s)) => json!(
-            seconds_since(s, now).map_or_else(|| "<invalid>".to_string(), human_duration)
-        ),
+        ("date", Value::String(s)) => {
+            json!(seconds_since(s, now).map_or_else(|| "<invalid>".to_string(), human_duration))
+        }
         _ => Value::Null,
     }
 }
@@ -979,7 +1023,9 @@ mod tests {
     /// plus half a second since the server clock had a fractional part.
     fn now_of(table: &Value) -> Timestamp {
         let row = &table["rows"][0];
-        let created = ts(row["object"]["metadata"]["creationTimestamp"].as_str().unwrap());
+        let created = ts(row["object"]["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap());
         let age_col = table["columnDefinitions"]
             .as_array()
             .unwrap()
@@ -998,7 +1044,10 @@ mod tests {
 
     fn assert_same_table(ours: &Value, theirs: &Value) {
         assert_eq!(ours["columnDefinitions"], theirs["columnDefinitions"]);
-        let (a, b) = (ours["rows"].as_array().unwrap(), theirs["rows"].as_array().unwrap());
+        let (a, b) = (
+            ours["rows"].as_array().unwrap(),
+            theirs["rows"].as_array().unwrap(),
+        );
         assert_eq!(a.len(), b.len());
         for (x, y) in a.iter().zip(b) {
             assert_eq!(x["cells"], y["cells"], "row {}", y["cells"][0]);
@@ -1034,7 +1083,15 @@ mod tests {
             .collect();
         // the row objects are null here, so take the instant from the list objects
         let now = ts("2026-11-21T23:31:42.5Z");
-        let got = to_table("Pod", &payments, "1280", None, None, IncludeObject::None, now);
+        let got = to_table(
+            "Pod",
+            &payments,
+            "1280",
+            None,
+            None,
+            IncludeObject::None,
+            now,
+        );
         assert_eq!(got, want);
         assert_eq!(got.to_string(), want.to_string());
     }
@@ -1081,12 +1138,25 @@ mod tests {
     }
 
     fn column_names(kind: &str) -> Vec<(String, i64)> {
-        let t = to_table(kind, &[], "1", None, None, IncludeObject::None, ts("2026-01-01T00:00:00Z"));
+        let t = to_table(
+            kind,
+            &[],
+            "1",
+            None,
+            None,
+            IncludeObject::None,
+            ts("2026-01-01T00:00:00Z"),
+        );
         t["columnDefinitions"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|c| (c["name"].as_str().unwrap().to_string(), c["priority"].as_i64().unwrap()))
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_string(),
+                    c["priority"].as_i64().unwrap(),
+                )
+            })
             .collect()
     }
 
@@ -1107,9 +1177,15 @@ mod tests {
                 json!("app=checkout,pod-template-hash=84685c5797,track=stable"),
             ]
         );
-        let old = rs.iter().find(|r| r["metadata"]["name"] == "frontend-578bddb58f").unwrap();
+        let old = rs
+            .iter()
+            .find(|r| r["metadata"]["name"] == "frontend-578bddb58f")
+            .unwrap();
         let c = cells("ReplicaSet", old, "2026-11-21T23:31:18Z");
-        assert_eq!((c[1].clone(), c[2].clone(), c[3].clone()), (json!(0), json!(0), json!(0)));
+        assert_eq!(
+            (c[1].clone(), c[2].clone(), c[3].clone()),
+            (json!(0), json!(0), json!(0))
+        );
     }
 
     #[test]
@@ -1132,16 +1208,26 @@ mod tests {
         let mut lb = svc[0].clone();
         lb["spec"]["type"] = json!("LoadBalancer");
         lb["spec"]["ports"][0]["nodePort"] = json!(30080);
-        assert_eq!(cells("Service", &lb, "2026-11-21T23:35:12Z")[3], json!("<pending>"));
-        assert_eq!(cells("Service", &lb, "2026-11-21T23:35:12Z")[4], json!("80:30080/TCP"));
-        lb["status"]["loadBalancer"]["ingress"] = json!([{"ip": "203.0.113.9"}, {"hostname": "lb.example"}]);
+        assert_eq!(
+            cells("Service", &lb, "2026-11-21T23:35:12Z")[3],
+            json!("<pending>")
+        );
+        assert_eq!(
+            cells("Service", &lb, "2026-11-21T23:35:12Z")[4],
+            json!("80:30080/TCP")
+        );
+        lb["status"]["loadBalancer"]["ingress"] =
+            json!([{"ip": "203.0.113.9"}, {"hostname": "lb.example"}]);
         assert_eq!(
             cells("Service", &lb, "2026-11-21T23:35:12Z")[3],
             json!("203.0.113.9,lb.example")
         );
         let ext = json!({"metadata": {"name": "db"}, "spec": {"type": "ExternalName", "externalName": "db.example"}});
         let c = cells("Service", &ext, "2026-11-21T23:35:12Z");
-        assert_eq!(c[2..5], [json!("<none>"), json!("db.example"), json!("<none>")]);
+        assert_eq!(
+            c[2..5],
+            [json!("<none>"), json!("db.example"), json!("<none>")]
+        );
         assert_eq!(c[5], json!("<unknown>"));
         assert_eq!(c[6], json!("<none>"));
     }
@@ -1160,7 +1246,10 @@ mod tests {
         let canary = cells("Endpoints", eps[1], "2026-11-21T23:31:18Z");
         assert_eq!(canary[1], json!("10.244.0.11:8080"));
         let empty = json!({"metadata": {"name": "x"}});
-        assert_eq!(cells("Endpoints", &empty, "2026-11-21T23:31:18Z")[1], json!("<none>"));
+        assert_eq!(
+            cells("Endpoints", &empty, "2026-11-21T23:31:18Z")[1],
+            json!("<none>")
+        );
         let headless = json!({"metadata": {"name": "h"}, "subsets": [{"addresses": [{"ip": "10.0.0.1"}, {"ip": "fd00::1"}]}]});
         assert_eq!(
             cells("Endpoints", &headless, "2026-11-21T23:31:18Z")[1],
@@ -1185,21 +1274,24 @@ mod tests {
         assert_eq!(c[1], json!("Ready"));
         assert_eq!(c[2], json!("worker"));
         assert_eq!(c[4], json!("v1.26.4"));
-        assert_eq!(c[5..], [
-            json!("127.0.0.1"),
-            json!("<none>"),
-            json!("none (fake node)"),
-            json!("<unknown>"),
-            json!("fake://0.0.0"),
-        ]);
+        assert_eq!(
+            c[5..],
+            [
+                json!("127.0.0.1"),
+                json!("<none>"),
+                json!("none (fake node)"),
+                json!("<unknown>"),
+                json!("fake://0.0.0"),
+            ]
+        );
         let mut cordoned = node.clone();
         cordoned["spec"]["unschedulable"] = json!(true);
         cordoned["status"]["conditions"][0]["status"] = json!("Unknown");
-        assert_eq!(cells("Node", &cordoned, "2026-11-21T23:31:36Z")[1], json!("NotReady,SchedulingDisabled"));
         assert_eq!(
-            column_names("Node").iter().filter(|c| c.1 == 1).count(),
-            5
+            cells("Node", &cordoned, "2026-11-21T23:31:36Z")[1],
+            json!("NotReady,SchedulingDisabled")
         );
+        assert_eq!(column_names("Node").iter().filter(|c| c.1 == 1).count(), 5);
     }
 
     #[test]
@@ -1234,7 +1326,18 @@ mod tests {
         let names: Vec<String> = column_names("Event").into_iter().map(|c| c.0).collect();
         assert_eq!(
             names,
-            ["Last Seen", "Type", "Reason", "Object", "Subobject", "Source", "Message", "First Seen", "Count", "Name"]
+            [
+                "Last Seen",
+                "Type",
+                "Reason",
+                "Object",
+                "Subobject",
+                "Source",
+                "Message",
+                "First Seen",
+                "Count",
+                "Name"
+            ]
         );
         // events.k8s.io/v1 shape with a series
         let v1 = json!({
@@ -1291,13 +1394,24 @@ mod tests {
         let done = json!({"phase": "Succeeded", "containerStatuses": [
             {"name": "a", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}},
             {"name": "b", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]});
-        let t = to_table("Pod", &[&pod(done)], "1", None, None, IncludeObject::None, ts(T));
+        let t = to_table(
+            "Pod",
+            &[&pod(done)],
+            "1",
+            None,
+            None,
+            IncludeObject::None,
+            ts(T),
+        );
         assert_eq!(t["rows"][0]["cells"][2], json!("Completed"));
         assert_eq!(
             t["rows"][0]["conditions"],
             json!([{"type": "Completed", "status": "True", "reason": "Succeeded", "message": "The pod has completed successfully."}])
         );
-        assert_eq!(t["rows"][0].as_object().unwrap().keys().collect::<Vec<_>>(), ["cells", "conditions", "object"]);
+        assert_eq!(
+            t["rows"][0].as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["cells", "conditions", "object"]
+        );
         let signal = json!({"phase": "Running", "containerStatuses": [
             {"name": "a", "state": {"terminated": {"exitCode": 137, "signal": 9}}}]});
         assert_eq!(status_of(&pod(signal)), "Signal:9");
@@ -1320,19 +1434,31 @@ mod tests {
         let c = cells("Pod", &p, T);
         assert_eq!(c[2], json!("Init:0/1"));
         assert_eq!(c[3], json!("1"));
-        assert_eq!(c[5..], [json!("<none>"), json!("<none>"), json!("<none>"), json!("<none>")]);
+        assert_eq!(
+            c[5..],
+            [
+                json!("<none>"),
+                json!("<none>"),
+                json!("<none>"),
+                json!("<none>")
+            ]
+        );
         p["status"]["initContainerStatuses"][0]["state"] =
             json!({"waiting": {"reason": "CrashLoopBackOff"}});
         assert_eq!(cells("Pod", &p, T)[2], json!("Init:CrashLoopBackOff"));
-        p["status"]["initContainerStatuses"][0]["state"] =
-            json!({"terminated": {"exitCode": 3}});
+        p["status"]["initContainerStatuses"][0]["state"] = json!({"terminated": {"exitCode": 3}});
         assert_eq!(cells("Pod", &p, T)[2], json!("Init:ExitCode:3"));
-        let mut gated = pod(json!({"phase": "Pending", "nominatedNodeName": "n2", "podIPs": [{"ip": "10.0.0.3"}],
-            "conditions": [{"type": "G", "status": "True"}]}));
+        let mut gated = pod(
+            json!({"phase": "Pending", "nominatedNodeName": "n2", "podIPs": [{"ip": "10.0.0.3"}],
+            "conditions": [{"type": "G", "status": "True"}]}),
+        );
         gated["spec"]["readinessGates"] = json!([{"conditionType": "G"}, {"conditionType": "H"}]);
         gated["spec"]["nodeName"] = json!("n1");
         let c = cells("Pod", &gated, T);
-        assert_eq!(c[5..], [json!("10.0.0.3"), json!("n1"), json!("n2"), json!("1/2")]);
+        assert_eq!(
+            c[5..],
+            [json!("10.0.0.3"), json!("n1"), json!("n2"), json!("1/2")]
+        );
     }
 
     #[test]
@@ -1362,15 +1488,34 @@ mod tests {
     fn envelope_and_include_modes() {
         let obj = json!({"kind": "ConfigMap", "apiVersion": "v1",
             "metadata": {"name": "cm", "creationTimestamp": "2026-01-01T00:00:00Z"}, "data": {"a": "b"}});
-        let t = to_table("ConfigMap", &[&obj], "42", Some("tok"), Some(7), IncludeObject::Object, ts(T));
-        assert_eq!(t["metadata"], json!({"resourceVersion": "42", "continue": "tok", "remainingItemCount": 7}));
+        let t = to_table(
+            "ConfigMap",
+            &[&obj],
+            "42",
+            Some("tok"),
+            Some(7),
+            IncludeObject::Object,
+            ts(T),
+        );
+        assert_eq!(
+            t["metadata"],
+            json!({"resourceVersion": "42", "continue": "tok", "remainingItemCount": 7})
+        );
         assert_eq!(t["rows"][0]["object"], obj);
         assert_eq!(t["rows"][0]["cells"], json!(["cm", "10m"]));
         assert_eq!(
             t["columnDefinitions"][1],
             json!({"name": "Age", "type": "date", "format": "", "description": AGE_DESC, "priority": 0})
         );
-        let t = to_table("ConfigMap", &[&obj], "42", Some(""), None, IncludeObject::Metadata, ts(T));
+        let t = to_table(
+            "ConfigMap",
+            &[&obj],
+            "42",
+            Some(""),
+            None,
+            IncludeObject::Metadata,
+            ts(T),
+        );
         assert_eq!(t["metadata"], json!({"resourceVersion": "42"}));
         assert_eq!(
             t["rows"][0]["object"],
@@ -1380,7 +1525,13 @@ mod tests {
         assert_eq!(empty["rows"], json!([]));
         assert_eq!(
             t.as_object().unwrap().keys().collect::<Vec<_>>(),
-            ["kind", "apiVersion", "metadata", "columnDefinitions", "rows"]
+            [
+                "kind",
+                "apiVersion",
+                "metadata",
+                "columnDefinitions",
+                "rows"
+            ]
         );
     }
 
@@ -1389,20 +1540,53 @@ mod tests {
         let prio = |k: &str| column_names(k);
         assert_eq!(
             prio("Pod"),
-            [("Name", 0), ("Ready", 0), ("Status", 0), ("Restarts", 0), ("Age", 0), ("IP", 1), ("Node", 1), ("Nominated Node", 1), ("Readiness Gates", 1)]
-                .map(|(n, p)| (n.to_string(), p))
+            [
+                ("Name", 0),
+                ("Ready", 0),
+                ("Status", 0),
+                ("Restarts", 0),
+                ("Age", 0),
+                ("IP", 1),
+                ("Node", 1),
+                ("Nominated Node", 1),
+                ("Readiness Gates", 1)
+            ]
+            .map(|(n, p)| (n.to_string(), p))
         );
         assert_eq!(
             prio("Service").into_iter().map(|c| c.0).collect::<Vec<_>>(),
-            ["Name", "Type", "Cluster-IP", "External-IP", "Port(s)", "Age", "Selector"]
+            [
+                "Name",
+                "Type",
+                "Cluster-IP",
+                "External-IP",
+                "Port(s)",
+                "Age",
+                "Selector"
+            ]
         );
         assert_eq!(
-            prio("ReplicaSet").into_iter().map(|c| c.0).collect::<Vec<_>>(),
-            ["Name", "Desired", "Current", "Ready", "Age", "Containers", "Images", "Selector"]
+            prio("ReplicaSet")
+                .into_iter()
+                .map(|c| c.0)
+                .collect::<Vec<_>>(),
+            [
+                "Name",
+                "Desired",
+                "Current",
+                "Ready",
+                "Age",
+                "Containers",
+                "Images",
+                "Selector"
+            ]
         );
         assert_eq!(prio("Endpoints").len(), 3);
         assert_eq!(prio("Namespace").len(), 3);
-        assert_eq!(prio("Widget").into_iter().map(|c| c.0).collect::<Vec<_>>(), ["Name", "Age"]);
+        assert_eq!(
+            prio("Widget").into_iter().map(|c| c.0).collect::<Vec<_>>(),
+            ["Name", "Age"]
+        );
     }
 
     #[test]
@@ -1410,12 +1594,18 @@ mod tests {
         let now = ts(T);
         assert_eq!(crd_cell("string", Some(&json!("x")), now), json!("x"));
         assert_eq!(crd_cell("string", Some(&json!(80)), now), json!("80"));
-        assert_eq!(crd_cell("string", Some(&json!({"a": [1]})), now), json!("{\"a\":[1]}"));
+        assert_eq!(
+            crd_cell("string", Some(&json!({"a": [1]})), now),
+            json!("{\"a\":[1]}")
+        );
         assert_eq!(crd_cell("integer", Some(&json!(2.7)), now), json!(2));
         assert_eq!(crd_cell("number", Some(&json!(2)), now), json!(2.0));
         assert_eq!(crd_cell("boolean", Some(&json!(true)), now), json!(true));
         assert_eq!(crd_cell("boolean", Some(&json!("true")), now), Value::Null);
-        assert_eq!(crd_cell("date", Some(&json!("nope")), now), json!("<invalid>"));
+        assert_eq!(
+            crd_cell("date", Some(&json!("nope")), now),
+            json!("<invalid>")
+        );
         assert_eq!(crd_cell("date", None, now), Value::Null);
     }
 
@@ -1432,7 +1622,18 @@ mod tests {
                    "status": {"containerStatuses": [null, {"state": 1}], "conditions": "x", "podIPs": [7]},
                    "subsets": [{"addresses": 1, "ports": [{"port": "x"}]}], "series": {"count": "x"}}),
         ];
-        for kind in ["Pod", "Deployment", "ReplicaSet", "Service", "Endpoints", "Namespace", "Event", "Node", "HTTPRoute", "Other"] {
+        for kind in [
+            "Pod",
+            "Deployment",
+            "ReplicaSet",
+            "Service",
+            "Endpoints",
+            "Namespace",
+            "Event",
+            "Node",
+            "HTTPRoute",
+            "Other",
+        ] {
             let refs: Vec<&Value> = junk.iter().collect();
             let t = to_table(kind, &refs, "1", None, None, IncludeObject::Metadata, ts(T));
             let ncols = t["columnDefinitions"].as_array().unwrap().len();
@@ -1440,6 +1641,9 @@ mod tests {
                 assert_eq!(row["cells"].as_array().unwrap().len(), ncols, "{kind}");
             }
         }
+        let huge = json!({"status": {"containerStatuses": [
+            {"restartCount": i64::MAX}, {"restartCount": i64::MAX}]}});
+        assert_eq!(cells("Pod", &huge, T)[3], json!(i64::MAX.to_string()));
         let unknown = cells("Pod", &json!({"metadata": {"name": "x"}}), T);
         assert_eq!(unknown[4], json!("<unknown>"));
     }
@@ -1484,9 +1688,18 @@ mod tests {
 
     #[test]
     fn ages_truncate_toward_zero() {
-        assert_eq!(since("2026-01-01T00:00:00Z", ts("2026-01-01T00:00:01.999Z")), "1s");
-        assert_eq!(since("2026-01-01T00:00:02Z", ts("2026-01-01T00:00:00.5Z")), "0s");
-        assert_eq!(since("2026-01-01T00:00:03Z", ts("2026-01-01T00:00:00Z")), "<invalid>");
+        assert_eq!(
+            since("2026-01-01T00:00:00Z", ts("2026-01-01T00:00:01.999Z")),
+            "1s"
+        );
+        assert_eq!(
+            since("2026-01-01T00:00:02Z", ts("2026-01-01T00:00:00.5Z")),
+            "0s"
+        );
+        assert_eq!(
+            since("2026-01-01T00:00:03Z", ts("2026-01-01T00:00:00Z")),
+            "<invalid>"
+        );
         assert_eq!(since("", ts(T)), "<unknown>");
     }
 }

@@ -8,6 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 
 use super::super::Sandbox;
+use super::super::faults::{Fault, FaultKind, version_names};
 use super::super::clock::{format_time, parse_time};
 use super::super::store::{WriteOpts, meta_str, name_of};
 use super::{NODE_NAME, emit_event, log_err, pods};
@@ -24,16 +25,24 @@ pub fn is_bad_image(image: &str) -> bool {
     image.contains(':') && (tag.contains("bad") || tag.contains("broken") || tag.contains("crash"))
 }
 
+/// One run of a container: started, and (if it has) when and how it ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Run {
+    pub start: Timestamp,
+    /// When the run ended (it crashed); none while it runs.
+    pub end: Option<Timestamp>,
+}
+
 /// Where one container is in its life at a moment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timeline {
-    /// Start of the current (or last) run, if it ever started.
-    pub started_at: Option<Timestamp>,
+    /// The current run, or the one that just crashed while backing off.
+    pub current: Option<Run>,
+    /// The run before the current one.
+    pub previous: Option<Run>,
     pub running: bool,
     pub ready: bool,
     pub restarts: i64,
-    /// The previous run that ended: (started, finished).
-    pub last_terminated: Option<(Timestamp, Timestamp)>,
     /// `ContainerCreating` or `CrashLoopBackOff` when waiting.
     pub waiting: Option<&'static str>,
 }
@@ -42,66 +51,104 @@ fn secs(n: i64) -> SignedDuration {
     SignedDuration::from_secs(n)
 }
 
-/// A container's state at `now`, given the pod's creation time.
-pub fn timeline(created: Timestamp, container: &Value, now: Timestamp) -> Timeline {
+/// Periods during which the container crashes whenever it runs: a bad image always, a
+/// crash-loop fault while it lasts.
+fn crash_windows(container: &Value, faults: &[Fault], first_start: Timestamp) -> Vec<(Timestamp, Option<Timestamp>)> {
+    let image = container.get("image").and_then(Value::as_str).unwrap_or_default();
+    let mut w: Vec<(Timestamp, Option<Timestamp>)> = faults
+        .iter()
+        .filter(|f| f.kind == FaultKind::CrashLoop)
+        .map(|f| (f.start, f.end()))
+        .collect();
+    if is_bad_image(image) {
+        w.push((first_start, None));
+    }
+    w
+}
+
+/// When a run that starts at `start` crashes, if it does.
+fn crash_of(start: Timestamp, windows: &[(Timestamp, Option<Timestamp>)]) -> Option<Timestamp> {
+    windows
+        .iter()
+        .filter_map(|(ws, we)| {
+            let from = start.max(*ws);
+            we.is_none_or(|e| from < e).then(|| from + secs(CRASH_AFTER))
+        })
+        .min()
+}
+
+/// A container's state at `now`, given the pod's creation time and the faults aimed at it.
+pub fn timeline(created: Timestamp, container: &Value, now: Timestamp, faults: &[Fault]) -> Timeline {
     let first_start = created + secs(START_DELAY);
     if now < first_start {
         return Timeline {
-            started_at: None,
+            current: None,
+            previous: None,
             running: false,
             ready: false,
             restarts: 0,
-            last_terminated: None,
             waiting: Some("ContainerCreating"),
         };
     }
-    let image = container.get("image").and_then(Value::as_str).unwrap_or_default();
-    if !is_bad_image(image) {
-        let delay = container
-            .pointer("/readinessProbe/initialDelaySeconds")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        return Timeline {
-            started_at: Some(first_start),
-            running: true,
-            ready: now >= first_start + secs(delay),
-            restarts: 0,
-            last_terminated: None,
-            waiting: None,
-        };
-    }
-    // Crash loop: run CRASH_AFTER, then back off 10 s doubling to 300 s.
-    let mut start = first_start;
+    let windows = crash_windows(container, faults, first_start);
+    let mut run = Run { start: first_start, end: None };
+    let mut previous = None;
     let mut restarts = 0;
-    let mut last = None;
     loop {
-        let end = start + secs(CRASH_AFTER);
-        if now < end {
-            return Timeline {
-                started_at: Some(start),
-                running: true,
-                ready: false,
-                restarts,
-                last_terminated: last,
-                waiting: None,
-            };
+        match crash_of(run.start, &windows) {
+            Some(crash) if crash <= now => {
+                let ended = Run { start: run.start, end: Some(crash) };
+                restarts += 1;
+                let backoff = (10_i64 << (restarts - 1).min(5)).min(300);
+                let next = crash + secs(backoff);
+                if now < next {
+                    return Timeline {
+                        current: Some(ended),
+                        previous,
+                        running: false,
+                        ready: false,
+                        restarts,
+                        waiting: Some("CrashLoopBackOff"),
+                    };
+                }
+                previous = Some(ended);
+                run = Run { start: next, end: None };
+            }
+            _ => break,
         }
-        let backoff = (10_i64 << restarts.min(5)).min(300);
-        let next = end + secs(backoff);
-        if now < next {
-            return Timeline {
-                started_at: Some(start),
-                running: false,
-                ready: false,
-                restarts: restarts + 1,
-                last_terminated: Some((start, end)),
-                waiting: Some("CrashLoopBackOff"),
-            };
-        }
-        last = Some((start, end));
-        restarts += 1;
-        start = next;
     }
+    let mut delay = container
+        .pointer("/readinessProbe/initialDelaySeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(0) as f64;
+    // A slow rollout holds back pods created while it lasts.
+    for f in faults {
+        if let FaultKind::SlowRollout(extra) = f.kind {
+            if f.active_at(created) {
+                delay += extra;
+            }
+        }
+    }
+    let readiness_fails = faults
+        .iter()
+        .any(|f| f.kind == FaultKind::ReadinessFailure && f.active_at(now));
+    Timeline {
+        current: Some(run),
+        previous,
+        running: true,
+        ready: !readiness_fails && now >= run.start + SignedDuration::from_secs_f64(delay),
+        restarts,
+        waiting: None,
+    }
+}
+
+/// The faults aimed at a pod (all of them, active or not: its history depends on them).
+pub fn pod_faults(sb: &Sandbox, p: &Value) -> Vec<Fault> {
+    let ns = meta_str(p, "namespace").unwrap_or_default();
+    let app = p.pointer("/metadata/labels/app").and_then(Value::as_str).unwrap_or_default();
+    let names = version_names(p);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    sb.faults.for_pod(ns, app, &names)
 }
 
 fn pod_ip(uid: &str) -> String {
@@ -163,7 +210,7 @@ pub fn reconcile(sb: &Sandbox, ns: &str, p: &Value, now: Timestamp) {
         log_err("schedule pod", r);
         return;
     }
-    let status = pod_status(p, created, now);
+    let status = pod_status(p, created, now, &pod_faults(sb, p));
     if p.get("status") == Some(&status) {
         return;
     }
@@ -206,7 +253,7 @@ fn announce(sb: &Sandbox, ns: &str, p: &Value, new: &Value, now: Timestamp) {
 }
 
 /// The status a kubelet would report for `p` at `now`.
-pub fn pod_status(p: &Value, created: Timestamp, now: Timestamp) -> Value {
+pub fn pod_status(p: &Value, created: Timestamp, now: Timestamp, faults: &[Fault]) -> Value {
     let t0 = format_time(created);
     let containers = p.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut statuses = Vec::new();
@@ -214,13 +261,15 @@ pub fn pod_status(p: &Value, created: Timestamp, now: Timestamp) -> Value {
     let mut any_started = false;
     let mut waiting_reason = None;
     for c in &containers {
-        let tl = timeline(created, c, now);
+        let tl = timeline(created, c, now, faults);
         all_ready &= tl.ready;
-        any_started |= tl.started_at.is_some();
+        any_started |= tl.current.is_some();
+        let started_at = tl.current.map(|r| r.start);
+        let last_terminated = if tl.running { tl.previous } else { tl.current };
         let cname = c.get("name").and_then(Value::as_str).unwrap_or_default();
         let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
         let state = match (tl.running, tl.waiting) {
-            (true, _) => json!({"running": {"startedAt": tl.started_at.map(format_time)}}),
+            (true, _) => json!({"running": {"startedAt": started_at.map(format_time)}}),
             (false, Some("CrashLoopBackOff")) => {
                 waiting_reason.get_or_insert("CrashLoopBackOff");
                 json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off restarting failed container {cname} in pod {}_{}({})", name_of(p), meta_str(p, "namespace").unwrap_or_default(), super::uid_of(p))}})
@@ -230,7 +279,7 @@ pub fn pod_status(p: &Value, created: Timestamp, now: Timestamp) -> Value {
                 json!({"waiting": {"reason": "ContainerCreating"}})
             }
         };
-        let last_state = match tl.last_terminated {
+        let last_state = match last_terminated.and_then(|r| r.end.map(|e| (r.start, e))) {
             Some((s, f)) => json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": format_time(s), "finishedAt": format_time(f), "containerID": format!("sandbox://{}/{cname}/{}", super::uid_of(p), tl.restarts - 1)}}),
             None => json!({}),
         };
@@ -241,7 +290,7 @@ pub fn pod_status(p: &Value, created: Timestamp, now: Timestamp) -> Value {
         m.insert("ready".into(), json!(tl.ready));
         m.insert("restartCount".into(), json!(tl.restarts));
         m.insert("image".into(), json!(image));
-        if tl.started_at.is_some() {
+        if started_at.is_some() {
             m.insert("imageID".into(), json!(format!("sandbox://{image}")));
             m.insert("containerID".into(), json!(format!("sandbox://{}/{cname}/{}", super::uid_of(p), tl.restarts)));
         }

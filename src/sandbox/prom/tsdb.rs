@@ -1,0 +1,393 @@
+//! Bounded in-memory time-series store for the sandbox's simulated metrics.
+//!
+//! Each series keeps its samples in one contiguous buffer in time order, so readers get
+//! plain `&[(t_ms, value)]` slices and can binary-search them. Samples older than
+//! `newest - retention` are dropped; a series whose newest sample has aged out is removed
+//! entirely. A buffer is compacted (live samples moved to the front) only when it is full,
+//! so it never grows beyond what the live samples need and appends stay amortised O(1).
+//!
+//! A Prometheus staleness marker ([`STALE_NAN`]) can be written with [`Tsdb::mark_stale`];
+//! the evaluator treats it exactly as Prometheus does (instant selectors stop returning the
+//! series, range selectors skip the marker).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use regex::Regex;
+
+/// Prometheus's staleness marker: a NaN with a distinctive bit pattern.
+pub const STALE_NAN: f64 = f64::from_bits(0x7ff0_0000_0000_0002);
+
+/// The reserved label holding the metric name.
+pub const METRIC_NAME: &str = "__name__";
+
+/// True if `v` is the staleness marker (not just any NaN).
+pub fn is_stale(v: f64) -> bool {
+    v.to_bits() == STALE_NAN.to_bits()
+}
+
+/// A sorted, deduplicated set of label pairs (including `__name__`), cheap to clone.
+///
+/// Labels with empty values are dropped on construction, as Prometheus treats an empty
+/// value exactly like an absent label.
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Labels(Arc<[(String, String)]>);
+
+impl Labels {
+    /// Builds a label set from pairs in any order; a repeated name keeps its last value.
+    pub fn new<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let mut v: Vec<(String, String)> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        // Stable sort keeps insertion order among equal names, so "last wins" below.
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<(String, String)> = Vec::with_capacity(v.len());
+        for (k, val) in v {
+            match out.last_mut() {
+                Some(last) if last.0 == k => last.1 = val,
+                _ => out.push((k, val)),
+            }
+        }
+        out.retain(|(_, v)| !v.is_empty());
+        Labels(out.into())
+    }
+
+    /// The value of label `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    /// The metric name (`__name__`), if present.
+    pub fn name(&self) -> Option<&str> {
+        self.get(METRIC_NAME)
+    }
+
+    /// Label pairs in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The subset of labels whose names satisfy `keep`.
+    pub fn filter(&self, keep: impl Fn(&str) -> bool) -> Labels {
+        if self.0.iter().all(|(k, _)| keep(k)) {
+            return self.clone();
+        }
+        Labels(self.0.iter().filter(|(k, _)| keep(k)).cloned().collect())
+    }
+
+    /// These labels without `__name__`.
+    pub fn without_name(&self) -> Labels {
+        self.filter(|k| k != METRIC_NAME)
+    }
+
+    /// A copy with `name` set to `value` (removed if `value` is empty).
+    pub fn with(&self, name: &str, value: &str) -> Labels {
+        let rest = self.0.iter().filter(|(k, _)| k != name).cloned();
+        Labels::new(rest.chain(std::iter::once((name.to_owned(), value.to_owned()))))
+    }
+
+    fn heap_bytes(&self) -> usize {
+        // Arc header (two counters) + the pair array + the string bytes.
+        16 + self.0.len() * std::mem::size_of::<(String, String)>()
+            + self.0.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+    }
+}
+
+/// Formats like Prometheus: `{a="x", b="y"}`.
+impl fmt::Display for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (i, (k, v)) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{k}={v:?}")?;
+        }
+        f.write_str("}")
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// How a [`Matcher`] compares a label value.
+#[derive(Clone, Debug)]
+pub enum MatchOp {
+    Equal(String),
+    NotEqual(String),
+    /// A fully anchored regex (see [`Matcher::regex`]).
+    Regex(Regex),
+    NotRegex(Regex),
+}
+
+/// One label matcher of a series selector. An absent label matches as the empty string.
+#[derive(Clone, Debug)]
+pub struct Matcher {
+    pub name: String,
+    pub op: MatchOp,
+}
+
+impl Matcher {
+    pub fn new(name: impl Into<String>, op: MatchOp) -> Self {
+        Matcher {
+            name: name.into(),
+            op,
+        }
+    }
+
+    /// `name="value"`.
+    pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Matcher::new(name, MatchOp::Equal(value.into()))
+    }
+
+    /// `name=~"pattern"` (or `!~` when `negate`), anchored as `^(?:pattern)$` like Prometheus.
+    pub fn regex(
+        name: impl Into<String>,
+        pattern: &str,
+        negate: bool,
+    ) -> Result<Self, regex::Error> {
+        let re = Regex::new(&format!("^(?:{pattern})$"))?;
+        let op = if negate {
+            MatchOp::NotRegex(re)
+        } else {
+            MatchOp::Regex(re)
+        };
+        Ok(Matcher::new(name, op))
+    }
+
+    /// Whether a label value (`""` when absent) satisfies this matcher.
+    pub fn matches(&self, value: &str) -> bool {
+        match &self.op {
+            MatchOp::Equal(v) => v == value,
+            MatchOp::NotEqual(v) => v != value,
+            MatchOp::Regex(re) => re.is_match(value),
+            MatchOp::NotRegex(re) => !re.is_match(value),
+        }
+    }
+
+    fn matches_labels(&self, labels: &Labels) -> bool {
+        self.matches(labels.get(&self.name).unwrap_or(""))
+    }
+}
+
+/// A borrowed view of one stored series: its labels and all retained samples in time
+/// order (staleness markers included).
+#[derive(Clone, Copy, Debug)]
+pub struct SeriesRef<'a> {
+    pub labels: &'a Labels,
+    pub samples: &'a [(i64, f64)],
+}
+
+/// Samples of one series: `buf[head..]` are live, `buf[..head]` have expired.
+#[derive(Default)]
+struct Series {
+    buf: Vec<(i64, f64)>,
+    head: usize,
+}
+
+impl Series {
+    fn live(&self) -> &[(i64, f64)] {
+        &self.buf[self.head..]
+    }
+
+    fn last_t(&self) -> Option<i64> {
+        self.live().last().map(|&(t, _)| t)
+    }
+
+    /// Expires samples older than `cutoff`.
+    fn trim(&mut self, cutoff: i64) {
+        self.head += self.live().partition_point(|&(t, _)| t < cutoff);
+    }
+
+    fn push(&mut self, t: i64, v: f64) {
+        // Reuse expired space before letting the buffer grow.
+        if self.buf.len() == self.buf.capacity() && self.head > 0 {
+            self.compact();
+        }
+        self.buf.push((t, v));
+    }
+
+    fn compact(&mut self) {
+        self.buf.drain(..self.head);
+        self.head = 0;
+    }
+}
+
+/// The store: series by label set, each with a bounded sample history.
+pub struct Tsdb {
+    retention_ms: i64,
+    series: BTreeMap<Labels, Series>,
+    newest_ms: i64,
+    next_gc_ms: i64,
+}
+
+impl Tsdb {
+    /// A store keeping at least `retention_ms` of history behind the newest sample.
+    pub fn new(retention_ms: i64) -> Self {
+        Tsdb {
+            retention_ms: retention_ms.max(1),
+            series: BTreeMap::new(),
+            newest_ms: i64::MIN,
+            next_gc_ms: i64::MIN,
+        }
+    }
+
+    /// Appends a sample. Samples must come in time order per series; one at or before the
+    /// series' newest timestamp is ignored (returns false), as Prometheus rejects it.
+    pub fn append(&mut self, labels: &Labels, t_ms: i64, v: f64) -> bool {
+        let cutoff = t_ms.saturating_sub(self.retention_ms);
+        let series = match self.series.get_mut(labels) {
+            Some(s) => s,
+            None => self.series.entry(labels.clone()).or_default(),
+        };
+        if series.last_t().is_some_and(|last| t_ms <= last) {
+            return false;
+        }
+        series.trim(cutoff);
+        series.push(t_ms, v);
+        if t_ms > self.newest_ms {
+            self.newest_ms = t_ms;
+        }
+        if self.newest_ms >= self.next_gc_ms {
+            self.gc();
+        }
+        true
+    }
+
+    /// Writes a staleness marker: from `t_ms` on, instant selectors no longer return the
+    /// series (until it receives a normal sample again). Does nothing (returns false) for an
+    /// unknown series or one already marked stale.
+    pub fn mark_stale(&mut self, labels: &Labels, t_ms: i64) -> bool {
+        let already = match self.series.get(labels).and_then(|s| s.live().last()) {
+            Some(&(_, v)) => is_stale(v),
+            None => true,
+        };
+        !already && self.append(labels, t_ms, STALE_NAN)
+    }
+
+    /// Drops expired samples everywhere and series that have no sample left.
+    fn gc(&mut self) {
+        let cutoff = self.newest_ms.saturating_sub(self.retention_ms);
+        self.series.retain(|_, s| {
+            s.trim(cutoff);
+            if s.head > 0 && s.head >= s.buf.len() / 2 {
+                s.compact();
+                s.buf.shrink_to(s.buf.len() * 2);
+            }
+            !s.live().is_empty()
+        });
+        // Garbage-collect about 60 times per retention period, at most once a second.
+        self.next_gc_ms = self
+            .newest_ms
+            .saturating_add((self.retention_ms / 60).max(1000));
+    }
+
+    /// All series matching every matcher, in label order, with all retained samples.
+    pub fn select_ref<'a>(&'a self, matchers: &'a [Matcher]) -> impl Iterator<Item = SeriesRef<'a>> {
+        self.series
+            .iter()
+            .filter(|(labels, _)| matchers.iter().all(|m| m.matches_labels(labels)))
+            .map(|(labels, s)| SeriesRef {
+                labels,
+                samples: s.live(),
+            })
+    }
+
+    /// Matching series with their samples in `[start_ms, end_ms]` (staleness markers
+    /// included: check with [`is_stale`]); series without samples there are left out.
+    pub fn select(
+        &self,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Vec<(Labels, Vec<(i64, f64)>)> {
+        self.select_ref(matchers)
+            .filter_map(|s| {
+                let w = window(s.samples, start_ms, end_ms);
+                (!w.is_empty()).then(|| (s.labels.clone(), w.to_vec()))
+            })
+            .collect()
+    }
+
+    /// Label sets of matching series with a sample in `[start_ms, end_ms]`; an empty
+    /// matcher list matches every series.
+    pub fn series(&self, matchers: &[Matcher], start_ms: i64, end_ms: i64) -> Vec<Labels> {
+        self.select_ref(matchers)
+            .filter(|s| !window(s.samples, start_ms, end_ms).is_empty())
+            .map(|s| s.labels.clone())
+            .collect()
+    }
+
+    /// Sorted label names of the series [`Tsdb::series`] would return.
+    pub fn label_names(&self, matchers: &[Matcher], start_ms: i64, end_ms: i64) -> Vec<String> {
+        let names: BTreeSet<&str> = self
+            .select_ref(matchers)
+            .filter(|s| !window(s.samples, start_ms, end_ms).is_empty())
+            .flat_map(|s| s.labels.iter().map(|(k, _)| k))
+            .collect();
+        names.into_iter().map(str::to_owned).collect()
+    }
+
+    /// Sorted values of label `name` among the series [`Tsdb::series`] would return.
+    pub fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Vec<String> {
+        let values: BTreeSet<&str> = self
+            .select_ref(matchers)
+            .filter(|s| !window(s.samples, start_ms, end_ms).is_empty())
+            .filter_map(|s| s.labels.get(name))
+            .collect();
+        values.into_iter().map(str::to_owned).collect()
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Retained samples over all series (staleness markers included).
+    pub fn sample_count(&self) -> usize {
+        self.series.values().map(|s| s.live().len()).sum()
+    }
+
+    /// Estimated heap use: sample buffers at capacity, label sets, and map nodes.
+    pub fn memory_bytes(&self) -> usize {
+        const MAP_ENTRY: usize = 64; // B-tree node share per entry (key, value, edges).
+        self.series
+            .iter()
+            .map(|(labels, s)| {
+                s.buf.capacity() * std::mem::size_of::<(i64, f64)>()
+                    + labels.heap_bytes()
+                    + MAP_ENTRY
+            })
+            .sum()
+    }
+}
+
+/// The part of time-ordered `samples` with `start <= t <= end`.
+pub fn window(samples: &[(i64, f64)], start: i64, end: i64) -> &[(i64, f64)] {
+    let lo = samples.partition_point(|&(t, _)| t < start);
+    let hi = samples.partition_point(|&(t, _)| t <= end);
+    &samples[lo..hi.max(lo)]
+}

@@ -1,0 +1,347 @@
+//! Simulated traffic: for every app in every namespace, a request rate with a daily shape and
+//! noise, routed the way the cluster says — HTTPRoute backendRef weights (proportional), a
+//! Service selector (blue/green), or the ready-replica ratio when one Service selects several
+//! Deployments. Only Ready pods get traffic. Each version answers with an error ratio and a
+//! latency distribution that depend on its image (`-errors`, `-slow` tags) and on injected
+//! faults. Every simulated second updates the counters that `/metrics` exposes and that the
+//! sandbox's own Prometheus API stores.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+
+use super::Sandbox;
+use super::controllers::{pod_ready, pods, services};
+use super::faults::{FaultKind, image_tag, version_names};
+use super::resources::find;
+use super::selector::LabelSelector;
+use super::store::{meta_str, name_of};
+
+/// Histogram bucket bounds (seconds), Prometheus client defaults.
+pub const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// One app's traffic character.
+struct Profile {
+    /// Requests per second in production at the daily mean (staging gets a fifth).
+    rps: f64,
+    /// Median latency, seconds.
+    median: f64,
+    /// Server-error ratio of a healthy version.
+    errors: f64,
+}
+
+fn profile(app: &str) -> Profile {
+    match app {
+        "checkout" => Profile { rps: 40.0, median: 0.045, errors: 0.001 },
+        "payments" => Profile { rps: 25.0, median: 0.080, errors: 0.002 },
+        "frontend" => Profile { rps: 60.0, median: 0.025, errors: 0.0005 },
+        _ => Profile { rps: 10.0, median: 0.050, errors: 0.001 },
+    }
+}
+
+/// Counters of one pod: requests by status code.
+#[derive(Debug, Clone, Default)]
+pub struct PodCounters {
+    pub namespace: String,
+    pub app: String,
+    pub service: String,
+    pub version: String,
+    pub pod: String,
+    pub by_code: BTreeMap<u16, f64>,
+}
+
+/// A latency histogram of one version.
+#[derive(Debug, Clone, Default)]
+pub struct Histogram {
+    /// Cumulative counts per bucket of [`BUCKETS`], then +Inf.
+    pub buckets: [f64; BUCKETS.len() + 1],
+    pub sum: f64,
+    pub count: f64,
+}
+
+#[derive(Default)]
+struct State {
+    /// The last simulated second.
+    last: Option<i64>,
+    pods: BTreeMap<(String, String), PodCounters>,
+    /// Keyed by (namespace, app, version).
+    hists: BTreeMap<(String, String, String), Histogram>,
+}
+
+/// The traffic simulation and its counters.
+#[derive(Default)]
+pub struct Traffic {
+    state: Mutex<State>,
+}
+
+/// A pod that receives a share of an app's traffic in one second.
+struct Target {
+    pod: String,
+    service: String,
+    version: String,
+    share: f64,
+    error_ratio: f64,
+    extra_latency: f64,
+}
+
+/// One simulated second's series values, for the sample history.
+pub struct Snapshot {
+    pub second: i64,
+    pub pods: Vec<PodCounters>,
+    pub hists: Vec<((String, String, String), Histogram)>,
+}
+
+fn mix(seed: u64, parts: &[&str], n: i64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for p in parts {
+        for b in p.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h ^= 0xff;
+    }
+    h ^ (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// Daily shape: quietest around 04:00, busiest around 16:00 (±35 %).
+fn daily(second: i64) -> f64 {
+    let day = (second.rem_euclid(86_400)) as f64 / 86_400.0;
+    1.0 + 0.35 * (std::f64::consts::TAU * (day - 0.42)).sin()
+}
+
+fn labels_match(sel: &Value, pod: &Value) -> bool {
+    sel.as_object().is_some_and(|m| {
+        !m.is_empty()
+            && LabelSelector::from_map(m)
+                .matches(pod.pointer("/metadata/labels").and_then(Value::as_object))
+    })
+}
+
+impl Traffic {
+    /// Simulate every whole second up to `now_second` that has not been simulated yet (at most
+    /// `max_catch_up` of them), returning the per-second snapshots for the sample history.
+    pub fn advance(&self, sb: &Sandbox, now_second: i64, max_catch_up: i64) -> Vec<Snapshot> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let from = match st.last {
+            Some(l) => (l + 1).max(now_second - max_catch_up + 1),
+            None => now_second,
+        };
+        let mut out = Vec::new();
+        for s in from..=now_second {
+            step(sb, &mut st, s);
+            st.last = Some(s);
+            out.push(Snapshot {
+                second: s,
+                pods: st.pods.values().cloned().collect(),
+                hists: st.hists.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            });
+        }
+        out
+    }
+
+    /// The Prometheus text exposition of the current counters.
+    pub fn exposition(&self) -> String {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut o = String::new();
+        o.push_str("# HELP http_requests_total Requests served, by pod and status code.\n");
+        o.push_str("# TYPE http_requests_total counter\n");
+        for c in st.pods.values() {
+            for (code, v) in &c.by_code {
+                let _ = writeln!(
+                    o,
+                    "http_requests_total{{namespace=\"{}\",app=\"{}\",service=\"{}\",version=\"{}\",pod=\"{}\",code=\"{code}\"}} {v}",
+                    c.namespace, c.app, c.service, c.version, c.pod
+                );
+            }
+        }
+        o.push_str("# HELP http_request_duration_seconds Request latency, by version.\n");
+        o.push_str("# TYPE http_request_duration_seconds histogram\n");
+        for ((ns, app, version), h) in &st.hists {
+            let base = format!("namespace=\"{ns}\",app=\"{app}\",version=\"{version}\"");
+            for (i, le) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(o, "http_request_duration_seconds_bucket{{{base},le=\"{le}\"}} {}", h.buckets[i]);
+            }
+            let _ = writeln!(o, "http_request_duration_seconds_bucket{{{base},le=\"+Inf\"}} {}", h.buckets[BUCKETS.len()]);
+            let _ = writeln!(o, "http_request_duration_seconds_sum{{{base}}} {}", h.sum);
+            let _ = writeln!(o, "http_request_duration_seconds_count{{{base}}} {}", h.count);
+        }
+        o
+    }
+}
+
+/// Who gets an app's traffic, and with what share, right now.
+fn routing(sb: &Sandbox, ns: &str, second: i64) -> BTreeMap<String, Vec<Target>> {
+    let now = sb.store.clock.now();
+    let (pod_list, _) = sb.store.list(pods(), Some(ns));
+    let (svc_list, _) = sb.store.list(services(), Some(ns));
+    let routes = find("gateway.networking.k8s.io", "v1", "httproutes")
+        .map(|rt| sb.store.list(rt, Some(ns)).0)
+        .unwrap_or_default();
+    let _ = second;
+    let ready: Vec<&Value> = pod_list
+        .iter()
+        .map(|p| p.as_ref())
+        .filter(|p| pod_ready(p) && meta_str(p, "deletionTimestamp").is_none())
+        .collect();
+    let mut apps: Vec<String> = pod_list
+        .iter()
+        .filter_map(|p| p.pointer("/metadata/labels/app").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    apps.sort();
+    apps.dedup();
+    let svc = |name: &str| svc_list.iter().find(|s| name_of(s) == name);
+    let mut out = BTreeMap::new();
+    for app in apps {
+        // Backends with weights: an HTTPRoute for the app, else the app's Service.
+        let mut backends: Vec<(String, f64)> = Vec::new();
+        let route = routes.iter().find(|r| {
+            r.pointer("/spec/rules/0/backendRefs")
+                .and_then(Value::as_array)
+                .is_some_and(|refs| {
+                    refs.iter().any(|b| {
+                        b.get("name").and_then(Value::as_str).and_then(svc).is_some_and(|s| {
+                            s.pointer("/spec/selector/app").and_then(Value::as_str) == Some(app.as_str())
+                        })
+                    })
+                })
+        });
+        if let Some(r) = route {
+            for b in r.pointer("/spec/rules/0/backendRefs").and_then(Value::as_array).into_iter().flatten() {
+                let name = b.get("name").and_then(Value::as_str).unwrap_or_default();
+                let w = b.get("weight").and_then(Value::as_f64).unwrap_or(1.0).max(0.0);
+                backends.push((name.to_string(), w));
+            }
+        } else if let Some(s) = svc(&app).or_else(|| {
+            svc_list.iter().find(|s| s.pointer("/spec/selector/app").and_then(Value::as_str) == Some(app.as_str()))
+        }) {
+            backends.push((name_of(s).to_string(), 1.0));
+        }
+        let total: f64 = backends.iter().map(|(_, w)| w).sum();
+        let prof = profile(&app);
+        let mut targets = Vec::new();
+        for (service, w) in backends {
+            if total <= 0.0 || w <= 0.0 {
+                continue;
+            }
+            let Some(s) = svc(&service) else { continue };
+            let Some(sel) = s.pointer("/spec/selector") else { continue };
+            let chosen: Vec<&&Value> = ready.iter().filter(|p| labels_match(sel, p)).collect();
+            for p in &chosen {
+                let image = p.pointer("/spec/containers/0/image").and_then(Value::as_str).unwrap_or_default();
+                let tag = image_tag(image);
+                let names = version_names(p);
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                let mut err = prof.errors;
+                let mut extra = 0.0;
+                if tag.contains("errors") {
+                    err = err.max(0.30);
+                }
+                if tag.contains("slow") {
+                    extra += 0.4;
+                }
+                for f in sb.faults.active(ns, &app, &names, now) {
+                    match f.kind {
+                        FaultKind::ErrorRatio(r) => err = 1.0 - (1.0 - err) * (1.0 - r),
+                        FaultKind::Latency(ms) => extra += ms / 1000.0,
+                        _ => {}
+                    }
+                }
+                targets.push(Target {
+                    pod: name_of(p).to_string(),
+                    service: service.clone(),
+                    version: tag.to_string(),
+                    share: w / total / chosen.len() as f64,
+                    error_ratio: err,
+                    extra_latency: extra,
+                });
+            }
+        }
+        out.insert(app, targets);
+    }
+    out
+}
+
+/// Standard normal from two uniforms (Box–Muller).
+fn normal(rng: &mut SmallRng) -> f64 {
+    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+fn step(sb: &Sandbox, st: &mut State, second: i64) {
+    let (nss, _) = sb.store.list(super::controllers::namespaces(), None);
+    let mut alive: HashMap<(String, String), ()> = HashMap::new();
+    let mut alive_versions: HashMap<(String, String, String), ()> = HashMap::new();
+    for ns in nss.iter().map(|n| name_of(n).to_string()) {
+        let scale = if ns == "production" { 1.0 } else { 0.2 };
+        for (app, targets) in routing(sb, &ns, second) {
+            let prof = profile(&app);
+            let mut rng = SmallRng::seed_from_u64(mix(sb.seed, &[&ns, &app], second));
+            let noise = 1.0 + 0.1 * normal(&mut rng).clamp(-3.0, 3.0);
+            let rate = prof.rps * scale * daily(second) * noise;
+            for t in targets {
+                let expected = rate * t.share;
+                let mut n = expected.floor() as i64;
+                if rng.random::<f64>() < expected - expected.floor() {
+                    n += 1;
+                }
+                let key = (ns.clone(), t.pod.clone());
+                alive.insert(key.clone(), ());
+                let hkey = (ns.clone(), app.clone(), t.version.clone());
+                alive_versions.insert(hkey.clone(), ());
+                let counters = st.pods.entry(key).or_insert_with(|| PodCounters {
+                    namespace: ns.clone(),
+                    app: app.clone(),
+                    service: t.service.clone(),
+                    version: t.version.clone(),
+                    pod: t.pod.clone(),
+                    by_code: BTreeMap::new(),
+                });
+                counters.service = t.service.clone();
+                let hist = st.hists.entry(hkey).or_default();
+                for _ in 0..n {
+                    let u: f64 = rng.random();
+                    let code = if u < t.error_ratio {
+                        if rng.random::<bool>() { 500 } else { 503 }
+                    } else if u < t.error_ratio + 0.01 {
+                        404
+                    } else {
+                        200
+                    };
+                    *counters.by_code.entry(code).or_insert(0.0) += 1.0;
+                    let latency = (prof.median.ln() + 0.5 * normal(&mut rng)).exp() + t.extra_latency;
+                    for (i, le) in BUCKETS.iter().enumerate() {
+                        if latency <= *le {
+                            hist.buckets[i] += 1.0;
+                        }
+                    }
+                    hist.buckets[BUCKETS.len()] += 1.0;
+                    hist.sum += latency;
+                    hist.count += 1.0;
+                }
+            }
+        }
+    }
+    // Pods that are gone (or no longer Ready for long) keep their last values until removed
+    // from the cluster; deleted pods' series end.
+    let (all_pods_exist, _) = (|| {
+        let mut set = HashMap::new();
+        for ns in nss.iter().map(|n| name_of(n).to_string()) {
+            for p in sb.store.list(pods(), Some(&ns)).0 {
+                set.insert((ns.clone(), name_of(&p).to_string()), ());
+            }
+        }
+        (set, ())
+    })();
+    st.pods.retain(|k, _| alive.contains_key(k) || all_pods_exist.contains_key(k));
+    let live_versions: HashMap<(String, String, String), ()> = st
+        .pods
+        .values()
+        .map(|c| ((c.namespace.clone(), c.app.clone(), c.version.clone()), ()))
+        .collect();
+    st.hists.retain(|k, _| alive_versions.contains_key(k) || live_versions.contains_key(k));
+}
