@@ -25,8 +25,11 @@ impl Conn {
     }
 
     fn get(&mut self, path: &str) -> usize {
-        write!(self.writer, "GET {path} HTTP/1.1\r\nHost: sandbox\r\nAccept: application/json\r\n\r\n")
-            .expect("write");
+        write!(
+            self.writer,
+            "GET {path} HTTP/1.1\r\nHost: sandbox\r\nAccept: application/json\r\n\r\n"
+        )
+        .expect("write");
         let mut len = 0;
         let mut line = String::new();
         loop {
@@ -84,12 +87,11 @@ fn bench(c: &mut Criterion) {
             sandbox::resources::find("apps", "v1", "deployments").expect("deployments"),
             Some("staging"),
         );
-        let ready = rs
-            .0
-            .iter()
-            .find(|d| sandbox::store::name_of(d) == "frontend")
-            .and_then(|d| d.pointer("/status/readyReplicas").and_then(|v| v.as_i64()))
-            .unwrap_or(0);
+        let ready =
+            rs.0.iter()
+                .find(|d| sandbox::store::name_of(d) == "frontend")
+                .and_then(|d| d.pointer("/status/readyReplicas").and_then(|v| v.as_i64()))
+                .unwrap_or(0);
         if ready >= 1000 {
             break;
         }

@@ -9,7 +9,11 @@ use color_eyre::eyre::{Context, Result};
 use crate::sandbox;
 
 #[derive(Debug, Parser)]
-#[command(name = "kockpit", version, about = "A terminal cockpit for Kubernetes releases")]
+#[command(
+    name = "kockpit",
+    version,
+    about = "A terminal cockpit for Kubernetes releases"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

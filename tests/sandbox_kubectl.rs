@@ -26,10 +26,19 @@ fn get_lists_the_seeded_world_with_real_columns() {
 
     let deploy = sb.kubectl_ok(&["get", "deploy", "-n", "production"]);
     assert!(deploy.contains("UP-TO-DATE"), "{deploy}");
-    for name in ["checkout ", "checkout-canary", "payments-blue", "payments-green", "frontend"] {
+    for name in [
+        "checkout ",
+        "checkout-canary",
+        "payments-blue",
+        "payments-green",
+        "frontend",
+    ] {
         assert!(deploy.contains(name), "missing {name} in\n{deploy}");
     }
-    assert!(deploy.contains("3/3"), "checkout has 3 ready replicas in production:\n{deploy}");
+    assert!(
+        deploy.contains("3/3"),
+        "checkout has 3 ready replicas in production:\n{deploy}"
+    );
 
     let pods = sb.kubectl_ok(&["get", "pods", "-n", "production", "-o", "wide"]);
     assert!(pods.contains("Running") && pods.contains("1/1"), "{pods}");
@@ -40,9 +49,30 @@ fn get_lists_the_seeded_world_with_real_columns() {
     assert!(rs.contains("DESIRED") && rs.contains("frontend-"), "{rs}");
     let svc = sb.kubectl_ok(&["get", "svc", "-n", "production"]);
     assert!(svc.contains("ClusterIP") && svc.contains("80/TCP"), "{svc}");
-    let staging = sb.kubectl_ok(&["get", "pods", "-n", "staging", "-l", "app=checkout,track in (stable)", "-o", "name"]);
-    assert_eq!(staging.lines().count(), 2, "staging runs 2 stable checkout pods:\n{staging}");
-    let routes = sb.kubectl_ok(&["get", "httproute", "checkout", "-n", "production", "-o", "jsonpath={.spec.rules[0].backendRefs[*].weight}"]);
+    let staging = sb.kubectl_ok(&[
+        "get",
+        "pods",
+        "-n",
+        "staging",
+        "-l",
+        "app=checkout,track in (stable)",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(
+        staging.lines().count(),
+        2,
+        "staging runs 2 stable checkout pods:\n{staging}"
+    );
+    let routes = sb.kubectl_ok(&[
+        "get",
+        "httproute",
+        "checkout",
+        "-n",
+        "production",
+        "-o",
+        "jsonpath={.spec.rules[0].backendRefs[*].weight}",
+    ]);
     assert_eq!(routes.trim(), "90 10");
 }
 
@@ -52,8 +82,20 @@ fn describe_shows_replica_sets_and_events() {
     let out = sb.kubectl_ok(&["describe", "deployment", "frontend", "-n", "production"]);
     assert!(out.contains("NewReplicaSet:"), "{out}");
     assert!(out.contains("registry.local/frontend:3.2.0"), "{out}");
-    assert!(out.contains("ScalingReplicaSet"), "events are listed:\n{out}");
-    let pod = sb.kubectl_ok(&["get", "pods", "-n", "production", "-l", "app=payments", "-o", "jsonpath={.items[0].metadata.name}"]);
+    assert!(
+        out.contains("ScalingReplicaSet"),
+        "events are listed:\n{out}"
+    );
+    let pod = sb.kubectl_ok(&[
+        "get",
+        "pods",
+        "-n",
+        "production",
+        "-l",
+        "app=payments",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
     let out = sb.kubectl_ok(&["describe", "pod", pod.trim(), "-n", "production"]);
     assert!(out.contains("Status:") && out.contains("Running"), "{out}");
     assert!(out.contains("Readiness:"), "{out}");
@@ -62,102 +104,401 @@ fn describe_shows_replica_sets_and_events() {
 #[test]
 fn rollout_history_set_image_status_and_undo() {
     let sb = fast();
-    let hist = sb.kubectl_ok(&["rollout", "history", "deployment/frontend", "-n", "production"]);
+    let hist = sb.kubectl_ok(&[
+        "rollout",
+        "history",
+        "deployment/frontend",
+        "-n",
+        "production",
+    ]);
     assert!(hist.contains("deploy frontend 3.0.0"), "{hist}");
-    assert!(hist.contains("frontend=registry.local/frontend:3.2.0"), "{hist}");
+    assert!(
+        hist.contains("frontend=registry.local/frontend:3.2.0"),
+        "{hist}"
+    );
 
-    sb.kubectl_ok(&["set", "image", "deployment/frontend", "frontend=registry.local/frontend:3.3.0", "-n", "production"]);
-    let status = sb.kubectl_ok(&["rollout", "status", "deployment/frontend", "-n", "production", "--timeout=60s"]);
-    assert!(status.contains("deployment \"frontend\" successfully rolled out"), "{status}");
-    let image = sb.kubectl_ok(&["get", "pods", "-n", "production", "-l", "app=frontend", "-o", "jsonpath={.items[*].spec.containers[0].image}"]);
-    assert_eq!(image.split_whitespace().collect::<Vec<_>>(), ["registry.local/frontend:3.3.0"; 2], "old pods are gone");
-    let hist = sb.kubectl_ok(&["rollout", "history", "deployment/frontend", "-n", "production"]);
+    sb.kubectl_ok(&[
+        "set",
+        "image",
+        "deployment/frontend",
+        "frontend=registry.local/frontend:3.3.0",
+        "-n",
+        "production",
+    ]);
+    let status = sb.kubectl_ok(&[
+        "rollout",
+        "status",
+        "deployment/frontend",
+        "-n",
+        "production",
+        "--timeout=60s",
+    ]);
+    assert!(
+        status.contains("deployment \"frontend\" successfully rolled out"),
+        "{status}"
+    );
+    let image = sb.kubectl_ok(&[
+        "get",
+        "pods",
+        "-n",
+        "production",
+        "-l",
+        "app=frontend",
+        "-o",
+        "jsonpath={.items[*].spec.containers[0].image}",
+    ]);
+    assert_eq!(
+        image.split_whitespace().collect::<Vec<_>>(),
+        ["registry.local/frontend:3.3.0"; 2],
+        "old pods are gone"
+    );
+    let hist = sb.kubectl_ok(&[
+        "rollout",
+        "history",
+        "deployment/frontend",
+        "-n",
+        "production",
+    ]);
     assert!(hist.lines().any(|l| l.starts_with("4 ")), "{hist}");
 
     // undo: back to 3.2.0 as revision 5.
     let out = sb.kubectl_ok(&["rollout", "undo", "deployment/frontend", "-n", "production"]);
     assert!(out.contains("rolled back"), "{out}");
-    sb.kubectl_ok(&["rollout", "status", "deployment/frontend", "-n", "production", "--timeout=60s"]);
-    let img = sb.kubectl_ok(&["get", "deploy", "frontend", "-n", "production", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]);
+    sb.kubectl_ok(&[
+        "rollout",
+        "status",
+        "deployment/frontend",
+        "-n",
+        "production",
+        "--timeout=60s",
+    ]);
+    let img = sb.kubectl_ok(&[
+        "get",
+        "deploy",
+        "frontend",
+        "-n",
+        "production",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
     assert_eq!(img, "registry.local/frontend:3.2.0");
-    let rev = sb.kubectl_ok(&["get", "deploy", "frontend", "-n", "production", "-o", "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}"]);
+    let rev = sb.kubectl_ok(&[
+        "get",
+        "deploy",
+        "frontend",
+        "-n",
+        "production",
+        "-o",
+        "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}",
+    ]);
     assert_eq!(rev, "5");
 
     // undo --to-revision=1: 3.0.0 with its own change-cause back.
-    sb.kubectl_ok(&["rollout", "undo", "deployment/frontend", "-n", "production", "--to-revision=1"]);
-    sb.kubectl_ok(&["rollout", "status", "deployment/frontend", "-n", "production", "--timeout=60s"]);
-    let d = json(&sb.kubectl_ok(&["get", "deploy", "frontend", "-n", "production", "-o", "json"]));
-    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "registry.local/frontend:3.0.0");
-    assert_eq!(d["metadata"]["annotations"]["kubernetes.io/change-cause"], "deploy frontend 3.0.0");
-    let hist = sb.kubectl_ok(&["rollout", "history", "deployment/frontend", "-n", "production"]);
-    assert!(!hist.lines().any(|l| l.starts_with("1 ")), "revision 1 became revision 6:\n{hist}");
-    assert!(hist.lines().any(|l| l.starts_with("6 ") && l.contains("deploy frontend 3.0.0")), "{hist}");
+    sb.kubectl_ok(&[
+        "rollout",
+        "undo",
+        "deployment/frontend",
+        "-n",
+        "production",
+        "--to-revision=1",
+    ]);
+    sb.kubectl_ok(&[
+        "rollout",
+        "status",
+        "deployment/frontend",
+        "-n",
+        "production",
+        "--timeout=60s",
+    ]);
+    let d = json(&sb.kubectl_ok(&[
+        "get",
+        "deploy",
+        "frontend",
+        "-n",
+        "production",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.local/frontend:3.0.0"
+    );
+    assert_eq!(
+        d["metadata"]["annotations"]["kubernetes.io/change-cause"],
+        "deploy frontend 3.0.0"
+    );
+    let hist = sb.kubectl_ok(&[
+        "rollout",
+        "history",
+        "deployment/frontend",
+        "-n",
+        "production",
+    ]);
+    assert!(
+        !hist.lines().any(|l| l.starts_with("1 ")),
+        "revision 1 became revision 6:\n{hist}"
+    );
+    assert!(
+        hist.lines()
+            .any(|l| l.starts_with("6 ") && l.contains("deploy frontend 3.0.0")),
+        "{hist}"
+    );
 
     // A revision that does not exist is an error naming it.
-    let err = sb.kubectl_err(&["rollout", "undo", "deployment/frontend", "-n", "production", "--to-revision=42"]);
-    assert!(err.contains("unable to find specified revision 42"), "{err}");
+    let err = sb.kubectl_err(&[
+        "rollout",
+        "undo",
+        "deployment/frontend",
+        "-n",
+        "production",
+        "--to-revision=42",
+    ]);
+    assert!(
+        err.contains("unable to find specified revision 42"),
+        "{err}"
+    );
 }
 
 #[test]
 fn pause_blocks_undo_and_resume_restart_work() {
     let sb = fast();
-    sb.kubectl_ok(&["rollout", "pause", "deployment/frontend", "-n", "production"]);
-    let paused = sb.kubectl_ok(&["get", "deploy", "frontend", "-n", "production", "-o", "jsonpath={.spec.paused}"]);
+    sb.kubectl_ok(&[
+        "rollout",
+        "pause",
+        "deployment/frontend",
+        "-n",
+        "production",
+    ]);
+    let paused = sb.kubectl_ok(&[
+        "get",
+        "deploy",
+        "frontend",
+        "-n",
+        "production",
+        "-o",
+        "jsonpath={.spec.paused}",
+    ]);
     assert_eq!(paused, "true");
     let err = sb.kubectl_err(&["rollout", "undo", "deployment/frontend", "-n", "production"]);
     assert!(err.contains("paused"), "{err}");
     // A paused Deployment does not roll out a new template.
-    sb.kubectl_ok(&["set", "image", "deployment/frontend", "frontend=registry.local/frontend:9.9.9", "-n", "production"]);
+    sb.kubectl_ok(&[
+        "set",
+        "image",
+        "deployment/frontend",
+        "frontend=registry.local/frontend:9.9.9",
+        "-n",
+        "production",
+    ]);
     std::thread::sleep(Duration::from_millis(500));
-    let images = sb.kubectl_ok(&["get", "pods", "-n", "production", "-l", "app=frontend", "-o", "jsonpath={.items[*].spec.containers[0].image}"]);
+    let images = sb.kubectl_ok(&[
+        "get",
+        "pods",
+        "-n",
+        "production",
+        "-l",
+        "app=frontend",
+        "-o",
+        "jsonpath={.items[*].spec.containers[0].image}",
+    ]);
     assert!(!images.contains("9.9.9"), "{images}");
-    sb.kubectl_ok(&["rollout", "resume", "deployment/frontend", "-n", "production"]);
-    sb.kubectl_ok(&["rollout", "status", "deployment/frontend", "-n", "production", "--timeout=60s"]);
-    let images = sb.kubectl_ok(&["get", "pods", "-n", "production", "-l", "app=frontend", "-o", "jsonpath={.items[*].spec.containers[0].image}"]);
-    assert!(images.split_whitespace().all(|i| i.ends_with("9.9.9")), "{images}");
+    sb.kubectl_ok(&[
+        "rollout",
+        "resume",
+        "deployment/frontend",
+        "-n",
+        "production",
+    ]);
+    sb.kubectl_ok(&[
+        "rollout",
+        "status",
+        "deployment/frontend",
+        "-n",
+        "production",
+        "--timeout=60s",
+    ]);
+    let images = sb.kubectl_ok(&[
+        "get",
+        "pods",
+        "-n",
+        "production",
+        "-l",
+        "app=frontend",
+        "-o",
+        "jsonpath={.items[*].spec.containers[0].image}",
+    ]);
+    assert!(
+        images.split_whitespace().all(|i| i.ends_with("9.9.9")),
+        "{images}"
+    );
 
-    let before = sb.kubectl_ok(&["get", "pods", "-n", "production", "-l", "app=payments,version=blue", "-o", "name"]);
-    sb.kubectl_ok(&["rollout", "restart", "deployment/payments-blue", "-n", "production"]);
-    sb.kubectl_ok(&["rollout", "status", "deployment/payments-blue", "-n", "production", "--timeout=60s"]);
-    eventually(Duration::from_secs(20), "restarted pods replace the old ones", || {
-        let after = sb.kubectl_ok(&["get", "pods", "-n", "production", "-l", "app=payments,version=blue", "-o", "name"]);
-        (after.lines().count() == 2 && before.lines().all(|p| !after.contains(p))).then_some(())
-    });
+    let before = sb.kubectl_ok(&[
+        "get",
+        "pods",
+        "-n",
+        "production",
+        "-l",
+        "app=payments,version=blue",
+        "-o",
+        "name",
+    ]);
+    sb.kubectl_ok(&[
+        "rollout",
+        "restart",
+        "deployment/payments-blue",
+        "-n",
+        "production",
+    ]);
+    sb.kubectl_ok(&[
+        "rollout",
+        "status",
+        "deployment/payments-blue",
+        "-n",
+        "production",
+        "--timeout=60s",
+    ]);
+    eventually(
+        Duration::from_secs(20),
+        "restarted pods replace the old ones",
+        || {
+            let after = sb.kubectl_ok(&[
+                "get",
+                "pods",
+                "-n",
+                "production",
+                "-l",
+                "app=payments,version=blue",
+                "-o",
+                "name",
+            ]);
+            (after.lines().count() == 2 && before.lines().all(|p| !after.contains(p))).then_some(())
+        },
+    );
 }
 
 #[test]
 fn scale_and_all_three_patch_types() {
     let sb = fast();
-    sb.kubectl_ok(&["scale", "deployment/checkout-canary", "--replicas=2", "-n", "production"]);
+    sb.kubectl_ok(&[
+        "scale",
+        "deployment/checkout-canary",
+        "--replicas=2",
+        "-n",
+        "production",
+    ]);
     eventually(Duration::from_secs(20), "two canary pods ready", || {
-        let r = sb.kubectl_ok(&["get", "deploy", "checkout-canary", "-n", "production", "-o", "jsonpath={.status.readyReplicas}"]);
+        let r = sb.kubectl_ok(&[
+            "get",
+            "deploy",
+            "checkout-canary",
+            "-n",
+            "production",
+            "-o",
+            "jsonpath={.status.readyReplicas}",
+        ]);
         (r == "2").then_some(())
     });
 
     // Blue/green flip three ways.
-    sb.kubectl_ok(&["patch", "service", "payments", "-n", "production", "-p", r#"{"spec":{"selector":{"version":"green"}}}"#]);
-    let sel = sb.kubectl_ok(&["get", "svc", "payments", "-n", "production", "-o", "jsonpath={.spec.selector.version}"]);
+    sb.kubectl_ok(&[
+        "patch",
+        "service",
+        "payments",
+        "-n",
+        "production",
+        "-p",
+        r#"{"spec":{"selector":{"version":"green"}}}"#,
+    ]);
+    let sel = sb.kubectl_ok(&[
+        "get",
+        "svc",
+        "payments",
+        "-n",
+        "production",
+        "-o",
+        "jsonpath={.spec.selector.version}",
+    ]);
     assert_eq!(sel, "green");
-    sb.kubectl_ok(&["patch", "service", "payments", "-n", "production", "--type=merge", "-p", r#"{"spec":{"selector":{"version":"blue"}}}"#]);
-    let sel = sb.kubectl_ok(&["get", "svc", "payments", "-n", "production", "-o", "jsonpath={.spec.selector.version}"]);
+    sb.kubectl_ok(&[
+        "patch",
+        "service",
+        "payments",
+        "-n",
+        "production",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"selector":{"version":"blue"}}}"#,
+    ]);
+    let sel = sb.kubectl_ok(&[
+        "get",
+        "svc",
+        "payments",
+        "-n",
+        "production",
+        "-o",
+        "jsonpath={.spec.selector.version}",
+    ]);
     assert_eq!(sel, "blue");
     sb.kubectl_ok(&["patch", "service", "payments", "-n", "production", "--type=json", "-p", r#"[{"op":"test","path":"/spec/selector/version","value":"blue"},{"op":"replace","path":"/spec/selector/version","value":"green"}]"#]);
-    let sel = sb.kubectl_ok(&["get", "svc", "payments", "-n", "production", "-o", "jsonpath={.spec.selector.version}"]);
+    let sel = sb.kubectl_ok(&[
+        "get",
+        "svc",
+        "payments",
+        "-n",
+        "production",
+        "-o",
+        "jsonpath={.spec.selector.version}",
+    ]);
     assert_eq!(sel, "green");
     // Endpoints follow the selector.
-    eventually(Duration::from_secs(10), "endpoints point at green pods", || {
-        let ep = sb.kubectl_ok(&["get", "endpoints", "payments", "-n", "production", "-o", "jsonpath={.subsets[0].addresses[*].targetRef.name}"]);
-        (ep.split_whitespace().count() == 2 && ep.split_whitespace().all(|p| p.starts_with("payments-green-"))).then_some(())
-    });
+    eventually(
+        Duration::from_secs(10),
+        "endpoints point at green pods",
+        || {
+            let ep = sb.kubectl_ok(&[
+                "get",
+                "endpoints",
+                "payments",
+                "-n",
+                "production",
+                "-o",
+                "jsonpath={.subsets[0].addresses[*].targetRef.name}",
+            ]);
+            (ep.split_whitespace().count() == 2
+                && ep
+                    .split_whitespace()
+                    .all(|p| p.starts_with("payments-green-")))
+            .then_some(())
+        },
+    );
 
     // Canary weight step on the HTTPRoute (custom resource: merge patch).
     sb.kubectl_ok(&["patch", "httproute", "checkout", "-n", "production", "--type=merge", "-p",
         r#"{"spec":{"rules":[{"matches":[{"path":{"type":"PathPrefix","value":"/"}}],"backendRefs":[{"name":"checkout-stable","port":80,"weight":75},{"name":"checkout-canary","port":80,"weight":25}]}]}}"#]);
-    let w = sb.kubectl_ok(&["get", "httproute", "checkout", "-n", "production", "-o", "jsonpath={.spec.rules[0].backendRefs[*].weight}"]);
+    let w = sb.kubectl_ok(&[
+        "get",
+        "httproute",
+        "checkout",
+        "-n",
+        "production",
+        "-o",
+        "jsonpath={.spec.rules[0].backendRefs[*].weight}",
+    ]);
     assert_eq!(w, "75 25");
     // Strategic merge on a custom resource is refused with 415, as a real server does.
-    let err = sb.kubectl_err(&["patch", "httproute", "checkout", "-n", "production", "-p", r#"{"metadata":{"labels":{"tier":"edge"}}}"#]);
-    assert!(err.contains("UnsupportedMediaType") || err.contains("unknown format"), "{err}");
+    let err = sb.kubectl_err(&[
+        "patch",
+        "httproute",
+        "checkout",
+        "-n",
+        "production",
+        "-p",
+        r#"{"metadata":{"labels":{"tier":"edge"}}}"#,
+    ]);
+    assert!(
+        err.contains("UnsupportedMediaType") || err.contains("unknown format"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -165,7 +506,10 @@ fn apply_server_side_creates_then_updates() {
     let sb = fast();
     let manifest = sb.dir.path().join("inventory.yaml");
     let write = |image: &str| {
-        std::fs::write(&manifest, format!("apiVersion: apps/v1
+        std::fs::write(
+            &manifest,
+            format!(
+                "apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: inventory
@@ -182,62 +526,173 @@ spec:
       containers:
       - name: inventory
         image: {image}
-")).expect("write manifest");
+"
+            ),
+        )
+        .expect("write manifest");
     };
     write("registry.local/inventory:1.0.0");
-    let out = sb.kubectl_ok(&["apply", "--server-side", "-f", manifest.to_str().unwrap_or_default()]);
+    let out = sb.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        manifest.to_str().unwrap_or_default(),
+    ]);
     assert!(out.contains("serverside-applied"), "{out}");
-    sb.kubectl_ok(&["rollout", "status", "deployment/inventory", "-n", "production", "--timeout=60s"]);
+    sb.kubectl_ok(&[
+        "rollout",
+        "status",
+        "deployment/inventory",
+        "-n",
+        "production",
+        "--timeout=60s",
+    ]);
     write("registry.local/inventory:1.1.0");
-    sb.kubectl_ok(&["apply", "--server-side", "-f", manifest.to_str().unwrap_or_default()]);
-    sb.kubectl_ok(&["rollout", "status", "deployment/inventory", "-n", "production", "--timeout=60s"]);
-    let d = json(&sb.kubectl_ok(&["get", "deploy", "inventory", "-n", "production", "-o", "json"]));
-    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "registry.local/inventory:1.1.0");
+    sb.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        manifest.to_str().unwrap_or_default(),
+    ]);
+    sb.kubectl_ok(&[
+        "rollout",
+        "status",
+        "deployment/inventory",
+        "-n",
+        "production",
+        "--timeout=60s",
+    ]);
+    let d = json(&sb.kubectl_ok(&[
+        "get",
+        "deploy",
+        "inventory",
+        "-n",
+        "production",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.local/inventory:1.1.0"
+    );
     // Defaults the real server fills in.
     assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
-    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"], "/dev/termination-log");
-    assert_eq!(d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "2");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"],
+        "/dev/termination-log"
+    );
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "2"
+    );
 }
 
 #[test]
 fn logs_tail_and_follow() {
     let sb = fast();
-    let pod = sb.kubectl_ok(&["get", "pods", "-n", "production", "-l", "app=checkout,track=stable", "-o", "jsonpath={.items[0].metadata.name}"]);
+    let pod = sb.kubectl_ok(&[
+        "get",
+        "pods",
+        "-n",
+        "production",
+        "-l",
+        "app=checkout,track=stable",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
     let pod = pod.trim();
     let tail = sb.kubectl_ok(&["logs", pod, "-n", "production", "--tail=5"]);
     assert_eq!(tail.lines().count(), 5, "{tail}");
-    assert!(tail.lines().all(|l| l.contains(" GET ") || l.contains(" POST ")), "access-log lines:\n{tail}");
+    assert!(
+        tail.lines()
+            .all(|l| l.contains(" GET ") || l.contains(" POST ")),
+        "access-log lines:\n{tail}"
+    );
 
-    let mut child = sb.kubectl_spawn(&["logs", "-f", pod, "-n", "production", "--tail=1", "--timestamps"]);
+    let mut child = sb.kubectl_spawn(&[
+        "logs",
+        "-f",
+        pod,
+        "-n",
+        "production",
+        "--tail=1",
+        "--timestamps",
+    ]);
     let rx = line_reader(&mut child);
-    let first = rx.recv_timeout(Duration::from_secs(10)).expect("the tail line");
+    let first = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the tail line");
     let mut later = Vec::new();
     while later.len() < 3 {
-        later.push(rx.recv_timeout(Duration::from_secs(10)).expect("new lines arrive while following"));
+        later.push(
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("new lines arrive while following"),
+        );
     }
     let _ = child.kill();
     let ts = |l: &str| l.split_whitespace().next().unwrap_or_default().to_string();
-    assert!(later.iter().all(|l| ts(l) > ts(&first)), "followed lines are newer: {first} / {later:?}");
+    assert!(
+        later.iter().all(|l| ts(l) > ts(&first)),
+        "followed lines are newer: {first} / {later:?}"
+    );
 
     // Unknown container: the apiserver's 400.
     let err = sb.kubectl_err(&["logs", pod, "-n", "production", "-c", "sidecar"]);
-    assert!(err.contains("container sidecar is not valid for pod"), "{err}");
+    assert!(
+        err.contains("container sidecar is not valid for pod"),
+        "{err}"
+    );
 }
 
 #[test]
 fn crash_looping_image_shows_backoff_and_previous_logs() {
     let sb = fast();
-    sb.kubectl_ok(&["set", "image", "deployment/checkout-canary", "checkout=registry.local/checkout:1.5.1-bad", "-n", "production"]);
-    let pod = eventually(Duration::from_secs(30), "a crash-looping canary pod", || {
-        let pods = sb.kubectl_ok(&["get", "pods", "-n", "production", "-l", "app=checkout,track=canary"]);
-        pods.lines().find(|l| l.contains("CrashLoopBackOff")).map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
-    });
+    sb.kubectl_ok(&[
+        "set",
+        "image",
+        "deployment/checkout-canary",
+        "checkout=registry.local/checkout:1.5.1-bad",
+        "-n",
+        "production",
+    ]);
+    let pod = eventually(
+        Duration::from_secs(30),
+        "a crash-looping canary pod",
+        || {
+            let pods = sb.kubectl_ok(&[
+                "get",
+                "pods",
+                "-n",
+                "production",
+                "-l",
+                "app=checkout,track=canary",
+            ]);
+            pods.lines()
+                .find(|l| l.contains("CrashLoopBackOff"))
+                .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+        },
+    );
     let logs = sb.kubectl_ok(&["logs", &pod, "-n", "production", "--previous"]);
     assert!(logs.contains("panic:"), "{logs}");
     // The old canary keeps serving: maxUnavailable 0.
-    let ready = sb.kubectl_ok(&["get", "deploy", "checkout-canary", "-n", "production", "-o", "jsonpath={.status.availableReplicas}"]);
+    let ready = sb.kubectl_ok(&[
+        "get",
+        "deploy",
+        "checkout-canary",
+        "-n",
+        "production",
+        "-o",
+        "jsonpath={.status.availableReplicas}",
+    ]);
     assert_eq!(ready, "1");
-    let err = sb.kubectl_err(&["rollout", "status", "deployment/checkout-canary", "-n", "production", "--timeout=2s"]);
+    let err = sb.kubectl_err(&[
+        "rollout",
+        "status",
+        "deployment/checkout-canary",
+        "-n",
+        "production",
+        "--timeout=2s",
+    ]);
     assert!(err.contains("timed out"), "{err}");
 }
 
@@ -249,12 +704,27 @@ fn get_watch_sees_changes() {
     // Initial listing first.
     let mut seen = Vec::new();
     while seen.len() < 5 {
-        seen.push(rx.recv_timeout(Duration::from_secs(10)).expect("initial list"));
+        seen.push(
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("initial list"),
+        );
     }
-    sb.kubectl_ok(&["scale", "deployment/frontend", "--replicas=3", "-n", "staging"]);
-    let got = eventually(Duration::from_secs(10), "a watch event for frontend", || {
-        rx.recv_timeout(Duration::from_millis(200)).ok().filter(|l| l.contains("frontend"))
-    });
+    sb.kubectl_ok(&[
+        "scale",
+        "deployment/frontend",
+        "--replicas=3",
+        "-n",
+        "staging",
+    ]);
+    let got = eventually(
+        Duration::from_secs(10),
+        "a watch event for frontend",
+        || {
+            rx.recv_timeout(Duration::from_millis(200))
+                .ok()
+                .filter(|l| l.contains("frontend"))
+        },
+    );
     let _ = child.kill();
     assert_eq!(got, "deployment.apps/frontend");
 }
@@ -262,20 +732,68 @@ fn get_watch_sees_changes() {
 #[test]
 fn auth_can_i_answers() {
     let sb = fast();
-    assert_eq!(sb.kubectl_ok(&["auth", "can-i", "patch", "deployments", "-n", "production"]).trim(), "yes");
-    assert_eq!(sb.kubectl_ok(&["auth", "can-i", "update", "deployments/scale", "-n", "production"]).trim(), "yes");
+    assert_eq!(
+        sb.kubectl_ok(&["auth", "can-i", "patch", "deployments", "-n", "production"])
+            .trim(),
+        "yes"
+    );
+    assert_eq!(
+        sb.kubectl_ok(&[
+            "auth",
+            "can-i",
+            "update",
+            "deployments/scale",
+            "-n",
+            "production"
+        ])
+        .trim(),
+        "yes"
+    );
 }
 
 #[test]
 fn errors_read_like_a_real_cluster() {
     let sb = fast();
     let err = sb.kubectl_err(&["get", "deploy", "does-not-exist", "-n", "production"]);
-    assert!(err.contains("Error from server (NotFound): deployments.apps \"does-not-exist\" not found"), "{err}");
-    let err = sb.kubectl_err(&["patch", "deployment", "checkout", "-n", "production", "--type=json", "-p", r#"{"op":"replace"}"#]);
+    assert!(
+        err.contains("Error from server (NotFound): deployments.apps \"does-not-exist\" not found"),
+        "{err}"
+    );
+    let err = sb.kubectl_err(&[
+        "patch",
+        "deployment",
+        "checkout",
+        "-n",
+        "production",
+        "--type=json",
+        "-p",
+        r#"{"op":"replace"}"#,
+    ]);
     assert!(!err.is_empty(), "bad patch is an error");
-    let err = sb.kubectl_err(&["patch", "deployment", "checkout", "-n", "production", "--type=merge", "-p", r#"{"spec":{"replicas":-1}}"#]);
-    assert!(err.contains("Invalid value: -1: must be greater than or equal to 0"), "{err}");
-    let err = sb.kubectl_err(&["patch", "deployment", "checkout", "-n", "production", "--type=json", "-p", r#"[{"op":"test","path":"/spec/replicas","value":99}]"#]);
+    let err = sb.kubectl_err(&[
+        "patch",
+        "deployment",
+        "checkout",
+        "-n",
+        "production",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"replicas":-1}}"#,
+    ]);
+    assert!(
+        err.contains("Invalid value: -1: must be greater than or equal to 0"),
+        "{err}"
+    );
+    let err = sb.kubectl_err(&[
+        "patch",
+        "deployment",
+        "checkout",
+        "-n",
+        "production",
+        "--type=json",
+        "-p",
+        r#"[{"op":"test","path":"/spec/replicas","value":99}]"#,
+    ]);
     assert!(err.contains("the server rejected our request"), "{err}");
     let err = sb.kubectl_err(&["get", "pods", "-n", "production", "-l", "app===checkout"]);
     assert!(err.contains("unable to parse requirement"), "{err}");

@@ -16,7 +16,9 @@ pub fn admit(
     opts: &WriteOpts,
 ) -> ApiResult<()> {
     if !obj.is_object() {
-        return Err(ApiError::bad_request("the object provided is not a JSON object"));
+        return Err(ApiError::bad_request(
+            "the object provided is not a JSON object",
+        ));
     }
     if rt.custom || rt.create_only {
         return Ok(());
@@ -48,10 +50,15 @@ fn allocate_cluster_ip(obj: &mut Value) {
         super::store::meta_str(obj, "namespace").unwrap_or_default(),
         super::store::name_of(obj)
     );
-    let h = key
-        .bytes()
-        .fold(0x811c_9dc5_u32, |a, b| (a ^ u32::from(b)).wrapping_mul(0x0100_0193));
-    let ip = format!("10.{}.{}.{}", 96 + (h >> 16) % 16, (h >> 8) & 0xff, (h & 0xff).max(2));
+    let h = key.bytes().fold(0x811c_9dc5_u32, |a, b| {
+        (a ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let ip = format!(
+        "10.{}.{}.{}",
+        96 + (h >> 16) % 16,
+        (h >> 8) & 0xff,
+        (h & 0xff).max(2)
+    );
     if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
         spec.insert("clusterIP".into(), Value::String(ip.clone()));
         spec.insert("clusterIPs".into(), Value::Array(vec![Value::String(ip)]));

@@ -140,7 +140,10 @@ pub fn review(user: &User, rt: &ResourceType, mut body: Value, now: jiff::Timest
             match target {
                 Some(t) => allowed(user, verb, t),
                 // Unknown resources: only the admin (system:masters) may do anything.
-                None => user.role == Role::Admin || (user.role == Role::Viewer && matches!(verb, "get" | "list" | "watch")),
+                None => {
+                    user.role == Role::Admin
+                        || (user.role == Role::Viewer && matches!(verb, "get" | "list" | "watch"))
+                }
             }
         };
         json!({"allowed": ok})
@@ -176,8 +179,14 @@ fn rules_review(user: &User) -> Value {
     let reviews = json!({"verbs": ["create"], "apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]});
     let mut rules = vec![reviews];
     match user.role {
-        Role::Admin => rules.insert(0, json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})),
-        Role::Viewer => rules.insert(0, json!({"verbs": ["get", "list", "watch"], "apiGroups": ["*"], "resources": ["*"]})),
+        Role::Admin => rules.insert(
+            0,
+            json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}),
+        ),
+        Role::Viewer => rules.insert(
+            0,
+            json!({"verbs": ["get", "list", "watch"], "apiGroups": ["*"], "resources": ["*"]}),
+        ),
         Role::Nothing => {}
     }
     json!({"resourceRules": rules, "nonResourceRules": [discovery], "incomplete": false})

@@ -19,10 +19,22 @@ pub fn handle(sb: &Sandbox, method: &Method, rest: &[&str], body: &Bytes) -> Res
         (&Method::POST, ["clock"]) => {
             let req: Value = match serde_json::from_slice(body) {
                 Ok(v) => v,
-                Err(e) => return error_response(sb, &ApiError::bad_request(format!("clock request: {e}"))),
+                Err(e) => {
+                    return error_response(
+                        sb,
+                        &ApiError::bad_request(format!("clock request: {e}")),
+                    );
+                }
             };
-            let Some(secs) = req.get("advanceSeconds").and_then(Value::as_f64).filter(|s| *s >= 0.0 && s.is_finite()) else {
-                return error_response(sb, &ApiError::bad_request("clock request needs advanceSeconds (a number >= 0)"));
+            let Some(secs) = req
+                .get("advanceSeconds")
+                .and_then(Value::as_f64)
+                .filter(|s| *s >= 0.0 && s.is_finite())
+            else {
+                return error_response(
+                    sb,
+                    &ApiError::bad_request("clock request needs advanceSeconds (a number >= 0)"),
+                );
             };
             sb.store.clock.advance(Duration::from_secs_f64(secs));
             sb.store.changed.notify_one();
@@ -54,7 +66,10 @@ pub fn handle(sb: &Sandbox, method: &Method, rest: &[&str], body: &Bytes) -> Res
             }
             Err(e) => error_response(sb, &ApiError::new(404, "NotFound", e.to_string())),
         },
-        _ => error_response(sb, &ApiError::new(404, "NotFound", "no such sandbox endpoint")),
+        _ => error_response(
+            sb,
+            &ApiError::new(404, "NotFound", "no such sandbox endpoint"),
+        ),
     }
 }
 

@@ -170,42 +170,61 @@ fn log_err(what: &str, r: Result<impl Sized, super::error::ApiError>) {
     }
 }
 
-/// Post a core/v1 Event about `obj`.
-pub fn emit_event(
-    sb: &Sandbox,
-    ns: &str,
-    obj: &Value,
-    kind: &str,
-    api_version: &str,
-    reason: &str,
-    message: &str,
-    event_type: &str,
-    component: &str,
-    now: Timestamp,
-) {
+/// What an Event says: reason, message, type and the component that reports it.
+pub struct Note<'a> {
+    pub reason: &'a str,
+    pub message: String,
+    pub warning: bool,
+    pub component: &'a str,
+}
+
+impl<'a> Note<'a> {
+    pub fn normal(component: &'a str, reason: &'a str, message: String) -> Self {
+        Note {
+            reason,
+            message,
+            warning: false,
+            component,
+        }
+    }
+    pub fn warning(component: &'a str, reason: &'a str, message: String) -> Self {
+        Note {
+            reason,
+            message,
+            warning: true,
+            component,
+        }
+    }
+}
+
+/// Post a core/v1 Event about `obj` (in its namespace).
+pub fn emit_event(sb: &Sandbox, obj: &Value, note: Note<'_>, now: Timestamp) {
+    let ns = meta_str(obj, "namespace").unwrap_or_default();
     let name = format!("{}.{:016x}", name_of(obj), sb.store.random_u64());
     let t = format_time(now);
     let ev = json!({
         "metadata": {"name": name, "namespace": ns},
         "involvedObject": {
-            "kind": kind, "namespace": ns, "name": name_of(obj), "uid": uid_of(obj),
-            "apiVersion": api_version, "resourceVersion": meta_str(obj, "resourceVersion").unwrap_or_default()
+            "kind": obj.get("kind").and_then(Value::as_str).unwrap_or_default(),
+            "namespace": ns, "name": name_of(obj), "uid": uid_of(obj),
+            "apiVersion": obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
+            "resourceVersion": meta_str(obj, "resourceVersion").unwrap_or_default()
         },
-        "reason": reason,
-        "message": message,
-        "source": {"component": component},
+        "reason": note.reason,
+        "message": note.message,
+        "source": {"component": note.component},
         "firstTimestamp": t,
         "lastTimestamp": t,
         "count": 1,
-        "type": event_type,
+        "type": if note.warning { "Warning" } else { "Normal" },
         "eventTime": null,
-        "reportingComponent": component,
+        "reportingComponent": note.component,
         "reportingInstance": ""
     });
     log_err(
         "post event",
         sb.store
-            .create(events(), ns, ev, &WriteOpts::controller(component)),
+            .create(events(), ns, ev, &WriteOpts::controller(note.component)),
     );
 }
 
@@ -235,13 +254,14 @@ fn collect_garbage(sb: &Sandbox, ns: &str) {
         .collect();
     for (kind, typ) in [("ReplicaSet", replicasets()), ("Pod", pods())] {
         for o in sb.store.list(typ, Some(ns)).0 {
-            if let Some(owner) = controller_uid(&o) {
-                if !live.contains(owner) && !is_terminating(&o) {
-                    log_err(
-                        &format!("collect orphan {kind}"),
-                        sb.store.delete(typ, ns, name_of(&o), None, None, false),
-                    );
-                }
+            if let Some(owner) = controller_uid(&o)
+                && !live.contains(owner)
+                && !is_terminating(&o)
+            {
+                log_err(
+                    &format!("collect orphan {kind}"),
+                    sb.store.delete(typ, ns, name_of(&o), None, None, false),
+                );
             }
         }
     }
@@ -337,10 +357,7 @@ fn endpoints_for(sb: &Sandbox, ns: &str, svc: &Value, now: Timestamp) {
             if let Some(l) = labels {
                 meta.insert("labels".into(), l);
             }
-            meta.insert(
-                "annotations".into(),
-                json!({MANAGED_EP: format_time(now)}),
-            );
+            meta.insert("annotations".into(), json!({MANAGED_EP: format_time(now)}));
             if let (Some(s), Some(m)) = (subsets, ep.as_object_mut()) {
                 m.insert("subsets".into(), s);
             }
@@ -356,10 +373,8 @@ fn endpoints_for(sb: &Sandbox, ns: &str, svc: &Value, now: Timestamp) {
             log_err(
                 "update endpoints",
                 sb.store.modify(endpoints(), ns, name, &opts, |ep| {
-                    metadata_mut(ep).insert(
-                        "annotations".into(),
-                        json!({MANAGED_EP: format_time(now)}),
-                    );
+                    metadata_mut(ep)
+                        .insert("annotations".into(), json!({MANAGED_EP: format_time(now)}));
                     if let Some(m) = ep.as_object_mut() {
                         match subsets {
                             Some(s) => m.insert("subsets".into(), s),
@@ -377,7 +392,12 @@ fn container_port(pod: &Value, name: &str) -> Option<i64> {
     pod.pointer("/spec/containers")?
         .as_array()?
         .iter()
-        .flat_map(|c| c.get("ports").and_then(Value::as_array).into_iter().flatten())
+        .flat_map(|c| {
+            c.get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
         .find(|p| p.get("name").and_then(Value::as_str) == Some(name))?
         .get("containerPort")?
         .as_i64()

@@ -51,10 +51,7 @@ fn group_entry(name: &str, versions: &[&str]) -> Value {
 }
 
 pub fn api_group_list() -> Value {
-    let gs: Vec<Value> = groups()
-        .iter()
-        .map(|(g, vs)| group_entry(g, vs))
-        .collect();
+    let gs: Vec<Value> = groups().iter().map(|(g, vs)| group_entry(g, vs)).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": gs})
 }
 

@@ -114,19 +114,30 @@ impl Faults {
 
     pub fn add(&self, spec: FaultSpec, now: Timestamp) -> Result<Fault, FaultError> {
         if spec.namespace.is_empty() || spec.app.is_empty() {
-            return Err(FaultError::Invalid("a fault needs namespace and app".into()));
+            return Err(FaultError::Invalid(
+                "a fault needs namespace and app".into(),
+            ));
         }
         match spec.kind {
             FaultKind::ErrorRatio(r) if !(0.0..=1.0).contains(&r) => {
-                return Err(FaultError::Invalid(format!("errorRatio must be within 0..1, got {r}")));
+                return Err(FaultError::Invalid(format!(
+                    "errorRatio must be within 0..1, got {r}"
+                )));
             }
-            FaultKind::Latency(ms) | FaultKind::SlowRollout(ms) if !(0.0..=3_600_000.0).contains(&ms) => {
+            FaultKind::Latency(ms) | FaultKind::SlowRollout(ms)
+                if !(0.0..=3_600_000.0).contains(&ms) =>
+            {
                 return Err(FaultError::Invalid(format!("value out of range: {ms}")));
             }
             _ => {}
         }
-        if spec.duration_seconds.is_some_and(|d| !(d > 0.0 && d.is_finite())) {
-            return Err(FaultError::Invalid("durationSeconds must be a positive number".into()));
+        if spec
+            .duration_seconds
+            .is_some_and(|d| !(d > 0.0 && d.is_finite()))
+        {
+            return Err(FaultError::Invalid(
+                "durationSeconds must be a positive number".into(),
+            ));
         }
         let delay = spec.delay_seconds.unwrap_or(0.0);
         if !(delay >= 0.0 && delay.is_finite()) {
@@ -153,11 +164,10 @@ impl Faults {
 
     pub fn remove(&self, id: &str) -> Result<Fault, FaultError> {
         let mut g = self.lock();
-        let pos = g
-            .1
-            .iter()
-            .position(|f| f.id == id)
-            .ok_or_else(|| FaultError::NotFound(id.to_string()))?;
+        let pos =
+            g.1.iter()
+                .position(|f| f.id == id)
+                .ok_or_else(|| FaultError::NotFound(id.to_string()))?;
         Ok(g.1.remove(pos))
     }
 
@@ -169,7 +179,13 @@ impl Faults {
     }
 
     /// Faults active at `t` for a pod.
-    pub fn active(&self, namespace: &str, app: &str, versions: &[&str], t: Timestamp) -> Vec<Fault> {
+    pub fn active(
+        &self,
+        namespace: &str,
+        app: &str,
+        versions: &[&str],
+        t: Timestamp,
+    ) -> Vec<Fault> {
         self.lock()
             .1
             .iter()

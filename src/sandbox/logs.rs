@@ -19,9 +19,9 @@ use serde_json::Value;
 use super::Sandbox;
 use super::clock::parse_time;
 use super::controllers::kubelet::{Run, pod_faults, timeline};
-use super::faults::Fault;
 use super::controllers::pods;
 use super::error::{ApiError, ApiResult};
+use super::faults::Fault;
 use super::server::{Body, error_response};
 use super::store::meta_str;
 
@@ -46,7 +46,9 @@ impl LogParams {
         let get = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
         let flag = |k: &str| matches!(get(k), Some("true" | "1"));
         LogParams {
-            container: get("container").filter(|c| !c.is_empty()).map(str::to_string),
+            container: get("container")
+                .filter(|c| !c.is_empty())
+                .map(str::to_string),
             follow: flag("follow"),
             tail_lines: get("tailLines").and_then(|v| v.parse().ok()),
             since_seconds: get("sinceSeconds").and_then(|v| v.parse().ok()),
@@ -65,7 +67,6 @@ pub struct LogTarget {
     pub pod: String,
 }
 
-
 /// A stable 64-bit mix of some text and numbers (splitmix64 over FNV-1a).
 fn mix(s: &str, a: i64, b: u64) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -80,20 +81,39 @@ fn mix(s: &str, a: i64, b: u64) -> u64 {
 }
 
 const PATHS: &[&str] = &[
-    "/api/v1/items", "/api/v1/cart", "/api/v1/orders", "/api/v1/session", "/api/v1/prices",
+    "/api/v1/items",
+    "/api/v1/cart",
+    "/api/v1/orders",
+    "/api/v1/session",
+    "/api/v1/prices",
     "/healthz/ready",
 ];
 
 /// What a container writes, line by line, during `[from, to)` of one run.
-fn lines_between(pod: &Value, container: &Value, run: Run, from: Timestamp, to: Timestamp) -> Vec<(Timestamp, String)> {
+fn lines_between(
+    pod: &Value,
+    container: &Value,
+    run: Run,
+    from: Timestamp,
+    to: Timestamp,
+) -> Vec<(Timestamp, String)> {
     let uid = meta_str(pod, "uid").unwrap_or_default();
-    let cname = container.get("name").and_then(Value::as_str).unwrap_or("app");
-    let image = container.get("image").and_then(Value::as_str).unwrap_or_default();
+    let cname = container
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("app");
+    let image = container
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let version = image.rsplit(':').next().unwrap_or("latest");
     let env = container
         .get("env")
         .and_then(Value::as_array)
-        .and_then(|e| e.iter().find(|v| v.get("name").and_then(Value::as_str) == Some("APP_ENV")))
+        .and_then(|e| {
+            e.iter()
+                .find(|v| v.get("name").and_then(Value::as_str) == Some("APP_ENV"))
+        })
         .and_then(|v| v.get("value"))
         .and_then(Value::as_str)
         .unwrap_or("default");
@@ -105,16 +125,31 @@ fn lines_between(pod: &Value, container: &Value, run: Run, from: Timestamp, to: 
         }
     };
     let s = run.start;
-    push(s + ms(3), format!("INFO  starting {cname} version={version} env={env} pid=1"));
-    push(s + ms(41), format!("INFO  config loaded from /etc/{cname}/config.yaml"));
+    push(
+        s + ms(3),
+        format!("INFO  starting {cname} version={version} env={env} pid=1"),
+    );
+    push(
+        s + ms(41),
+        format!("INFO  config loaded from /etc/{cname}/config.yaml"),
+    );
     // Many services colour their own output; the cockpit must show such lines inert.
-    push(s + ms(87), "\u{1b}[32mINFO\u{1b}[0m  listening on :8080 (http), :9090 (metrics)".to_string());
+    push(
+        s + ms(87),
+        "\u{1b}[32mINFO\u{1b}[0m  listening on :8080 (http), :9090 (metrics)".to_string(),
+    );
     if let Some(end) = run.end {
         // The failure comes just before the exit.
         let e = |n: i64| end - SignedDuration::from_millis(n);
         let upper = cname.to_uppercase().replace('-', "_");
-        push(e(520), format!("ERROR required config key {upper}_UPSTREAM_URL is missing"));
-        push(e(510), "panic: configuration incomplete: refusing to start".to_string());
+        push(
+            e(520),
+            format!("ERROR required config key {upper}_UPSTREAM_URL is missing"),
+        );
+        push(
+            e(510),
+            "panic: configuration incomplete: refusing to start".to_string(),
+        );
         push(e(509), String::new());
         push(e(508), "goroutine 1 [running]:".to_string());
         push(e(507), "main.mustLoadConfig(...)".to_string());
@@ -136,12 +171,25 @@ fn lines_between(pod: &Value, container: &Value, run: Run, from: Timestamp, to: 
             let r = mix(uid, sec, i as u64 + 1);
             let t = Timestamp::from_second(sec).unwrap_or(s) + ms(((r >> 8) % 1000) as i64);
             let path = PATHS[(r % PATHS.len() as u64) as usize];
-            let method = if (r >> 20) % 4 == 0 { "POST" } else { "GET" };
+            let method = if (r >> 20).is_multiple_of(4) {
+                "POST"
+            } else {
+                "GET"
+            };
             // About 0.2 % server errors from a healthy version.
-            let (level, code) = if (r >> 24) % 500 == 0 { ("ERROR", 503) } else if (r >> 24) % 97 == 0 { ("WARN ", 404) } else { ("INFO ", 200) };
+            let (level, code) = if (r >> 24).is_multiple_of(500) {
+                ("ERROR", 503)
+            } else if (r >> 24).is_multiple_of(97) {
+                ("WARN ", 404)
+            } else {
+                ("INFO ", 200)
+            };
             let latency = 8 + ((r >> 32) % 60) as i64 + if code == 503 { 900 } else { 0 };
             let trace = format!("{:016x}", mix(uid, sec, i as u64 + 100));
-            push(t, format!("{level} {method} {path} {code} {latency}ms trace={trace}"));
+            push(
+                t,
+                format!("{level} {method} {path} {code} {latency}ms trace={trace}"),
+            );
         }
     }
     out.sort_by_key(|(t, _)| *t);
@@ -151,7 +199,12 @@ fn lines_between(pod: &Value, container: &Value, run: Run, from: Timestamp, to: 
 /// The runs of a container at `now`: (current or most recent, previous). As the kubelet
 /// does, "previous" is the run its `lastState.terminated` names: while the container backs off
 /// that is the run that just crashed, which is also what a plain request shows.
-fn runs(created: Timestamp, container: &Value, now: Timestamp, faults: &[Fault]) -> (Option<Run>, Option<Run>) {
+fn runs(
+    created: Timestamp,
+    container: &Value,
+    now: Timestamp,
+    faults: &[Fault],
+) -> (Option<Run>, Option<Run>) {
     let tl = timeline(created, container, now, faults);
     let previous = if tl.running { tl.previous } else { tl.current };
     (tl.current, previous)
@@ -178,16 +231,29 @@ fn resolve(sb: &Sandbox, p: &LogParams, t: &LogTarget) -> ApiResult<Resolved> {
         .store
         .get(pods(), &t.namespace, &t.pod)
         .ok_or_else(|| ApiError::not_found("pods", "", &t.pod))?;
-    let containers = pod.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+    let containers = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let container = match &p.container {
         Some(c) => containers
             .iter()
             .find(|x| x.get("name").and_then(Value::as_str) == Some(c.as_str()))
             .cloned()
-            .ok_or_else(|| ApiError::new(400, "BadRequest", format!("container {c} is not valid for pod {}", t.pod)))?,
+            .ok_or_else(|| {
+                ApiError::new(
+                    400,
+                    "BadRequest",
+                    format!("container {c} is not valid for pod {}", t.pod),
+                )
+            })?,
         None if containers.len() == 1 => containers[0].clone(),
         None => {
-            let names: Vec<&str> = containers.iter().filter_map(|c| c.get("name").and_then(Value::as_str)).collect();
+            let names: Vec<&str> = containers
+                .iter()
+                .filter_map(|c| c.get("name").and_then(Value::as_str))
+                .collect();
             return Err(ApiError::bad_request(format!(
                 "a container name must be specified for pod {}, choose one of: [{}]",
                 t.pod,
@@ -195,16 +261,38 @@ fn resolve(sb: &Sandbox, p: &LogParams, t: &LogTarget) -> ApiResult<Resolved> {
             )));
         }
     };
-    let cname = container.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-    let created = meta_str(&pod, "creationTimestamp").and_then(parse_time).unwrap_or_else(|| sb.store.clock.now());
+    let cname = container
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let created = meta_str(&pod, "creationTimestamp")
+        .and_then(parse_time)
+        .unwrap_or_else(|| sb.store.clock.now());
     let faults = pod_faults(sb, &pod);
     let (current, previous) = runs(created, &container, sb.store.clock.now(), &faults);
     let run = if p.previous {
-        previous.ok_or_else(|| ApiError::bad_request(format!("previous terminated container \"{cname}\" in pod \"{}\" not found", t.pod)))?
+        previous.ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "previous terminated container \"{cname}\" in pod \"{}\" not found",
+                t.pod
+            ))
+        })?
     } else {
-        current.ok_or_else(|| ApiError::bad_request(format!("container \"{cname}\" in pod \"{}\" is waiting to start: ContainerCreating", t.pod)))?
+        current.ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "container \"{cname}\" in pod \"{}\" is waiting to start: ContainerCreating",
+                t.pod
+            ))
+        })?
     };
-    Ok(Resolved { pod: (*pod).clone(), container, run, created, faults })
+    Ok(Resolved {
+        pod: (*pod).clone(),
+        container,
+        run,
+        created,
+        faults,
+    })
 }
 
 /// Serve a log request (plain or followed).
@@ -214,7 +302,10 @@ pub async fn serve(sb: &Arc<Sandbox>, p: LogParams, t: &LogTarget) -> Response<B
         Err(e) => return error_response(sb, &e),
     };
     let now = sb.store.clock.now();
-    let mut from = r.run.start.max(now - SignedDuration::from_secs(RETENTION_SECS));
+    let mut from = r
+        .run
+        .start
+        .max(now - SignedDuration::from_secs(RETENTION_SECS));
     if let Some(s) = p.since_seconds {
         from = from.max(now - SignedDuration::from_secs(s));
     }
@@ -251,7 +342,9 @@ pub async fn serve(sb: &Arc<Sandbox>, p: LogParams, t: &LogTarget) -> Response<B
                 _ = tokio::time::sleep(wait) => {}
             }
             // The stream ends when the pod is gone or this run of the container has ended.
-            let Some(pod) = sb2.store.get(pods(), &target.namespace, &target.pod) else { return };
+            let Some(pod) = sb2.store.get(pods(), &target.namespace, &target.pod) else {
+                return;
+            };
             if meta_str(&pod, "uid") != meta_str(&r.pod, "uid") {
                 return;
             }
@@ -292,7 +385,10 @@ struct ReceiverStream {
 
 impl futures::Stream for ReceiverStream {
     type Item = Result<Frame<Bytes>, Infallible>;
-    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
         self.rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
     }
 }

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod clock;
 pub mod control;
 pub mod controllers;
+pub mod defaults;
 pub mod discovery;
 pub mod error;
 pub mod faults;
@@ -24,7 +25,6 @@ pub mod server;
 pub mod store;
 pub mod table;
 pub mod traffic;
-pub mod defaults;
 pub mod validate;
 
 use std::net::SocketAddr;
@@ -96,10 +96,10 @@ impl Running {
     }
 
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)?;
-            }
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)?;
         }
         std::fs::write(path, self.kubeconfig())
     }

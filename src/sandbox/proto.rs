@@ -61,20 +61,39 @@ pub fn decode_review(body: &[u8]) -> Option<Value> {
     let type_meta = strings(field(&unknown, 1)?, &["apiVersion", "kind"])?;
     let raw = fields(field(&unknown, 2)?)?;
     let spec = fields(field(&raw, 2).unwrap_or_default())?;
-    let kind = type_meta.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let kind = type_meta
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let spec_json = match kind {
         "SelfSubjectAccessReview" => {
             let mut s = Map::new();
             if let Some(ra) = field(&spec, 1) {
-                let names = ["namespace", "verb", "group", "version", "resource", "subresource", "name"];
-                s.insert("resourceAttributes".into(), Value::Object(strings(ra, &names)?));
+                let names = [
+                    "namespace",
+                    "verb",
+                    "group",
+                    "version",
+                    "resource",
+                    "subresource",
+                    "name",
+                ];
+                s.insert(
+                    "resourceAttributes".into(),
+                    Value::Object(strings(ra, &names)?),
+                );
             }
             if let Some(nra) = field(&spec, 2) {
-                s.insert("nonResourceAttributes".into(), Value::Object(strings(nra, &["path", "verb"])?));
+                s.insert(
+                    "nonResourceAttributes".into(),
+                    Value::Object(strings(nra, &["path", "verb"])?),
+                );
             }
             Value::Object(s)
         }
-        "SelfSubjectRulesReview" => Value::Object(strings(field(&raw, 2).unwrap_or_default(), &["namespace"])?),
+        "SelfSubjectRulesReview" => {
+            Value::Object(strings(field(&raw, 2).unwrap_or_default(), &["namespace"])?)
+        }
         _ => return None,
     };
     Some(json!({
@@ -96,10 +115,20 @@ mod tests {
 
     #[test]
     fn reads_an_access_review_as_kubectl_encodes_it() {
-        let attrs = [ld(1, b"production"), ld(2, b"patch"), ld(3, b"apps"), ld(5, b"deployments")].concat();
+        let attrs = [
+            ld(1, b"production"),
+            ld(2, b"patch"),
+            ld(3, b"apps"),
+            ld(5, b"deployments"),
+        ]
+        .concat();
         let spec = ld(1, &attrs);
         let raw = [ld(1, b""), ld(2, &spec)].concat();
-        let tm = [ld(1, b"authorization.k8s.io/v1"), ld(2, b"SelfSubjectAccessReview")].concat();
+        let tm = [
+            ld(1, b"authorization.k8s.io/v1"),
+            ld(2, b"SelfSubjectAccessReview"),
+        ]
+        .concat();
         let body = [b"k8s\0".to_vec(), ld(1, &tm), ld(2, &raw)].concat();
         let v = decode_review(&body).expect("decodes");
         assert_eq!(v["spec"]["resourceAttributes"]["verb"], "patch");
@@ -109,7 +138,13 @@ mod tests {
 
     #[test]
     fn garbage_is_refused_not_a_panic() {
-        for body in [&b""[..], b"k8s\0", b"k8s\0\xff\xff\xff", b"k8s\0\x0a\x7f", b"{\"kind\":1}"] {
+        for body in [
+            &b""[..],
+            b"k8s\0",
+            b"k8s\0\xff\xff\xff",
+            b"k8s\0\x0a\x7f",
+            b"{\"kind\":1}",
+        ] {
             assert!(decode_review(body).is_none());
         }
     }

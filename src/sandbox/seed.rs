@@ -20,7 +20,10 @@ fn create(sb: &Sandbox, group: &str, plural: &str, ns: &str, obj: Value) {
     let Some(rt) = find(group, "v1", plural) else {
         return;
     };
-    if let Err(e) = sb.store.create(rt, ns, obj, &WriteOpts::controller(MANAGER)) {
+    if let Err(e) = sb
+        .store
+        .create(rt, ns, obj, &WriteOpts::controller(MANAGER))
+    {
         tracing::warn!("seeding {plural} in {ns:?}: {e}");
     }
 }
@@ -130,38 +133,156 @@ pub fn world(sb: &Sandbox) {
             json!({"metadata": {"name": env, "labels": {"env": env, "kubernetes.io/metadata.name": env}}}),
         );
         // checkout: canary via HTTPRoute weights (and replica ratio through Service `checkout`).
-        create(sb, "apps", "deployments", env, deployment("checkout", env, json!({"app": "checkout", "track": "stable"}), "registry.local/checkout:1.4.2", big, "deploy checkout 1.4.2"));
-        create(sb, "apps", "deployments", env, deployment("checkout-canary", env, json!({"app": "checkout", "track": "canary"}), "registry.local/checkout:1.5.0", 1, "canary checkout 1.5.0"));
-        create(sb, "", "services", env, service("checkout", "checkout", json!({"app": "checkout"})));
-        create(sb, "", "services", env, service("checkout-stable", "checkout", json!({"app": "checkout", "track": "stable"})));
-        create(sb, "", "services", env, service("checkout-canary", "checkout", json!({"app": "checkout", "track": "canary"})));
-        create(sb, "gateway.networking.k8s.io", "httproutes", env, json!({
-            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-            "metadata": {"name": "checkout", "labels": {"app": "checkout"}},
-            "spec": {
-                "parentRefs": [{"name": "public", "namespace": "gateway-system"}],
-                "hostnames": [format!("checkout.{env}.example.internal")],
-                "rules": [{
-                    "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-                    "backendRefs": [
-                        {"name": "checkout-stable", "port": 80, "weight": 90},
-                        {"name": "checkout-canary", "port": 80, "weight": 10}
-                    ]
-                }]
-            }
-        }));
+        create(
+            sb,
+            "apps",
+            "deployments",
+            env,
+            deployment(
+                "checkout",
+                env,
+                json!({"app": "checkout", "track": "stable"}),
+                "registry.local/checkout:1.4.2",
+                big,
+                "deploy checkout 1.4.2",
+            ),
+        );
+        create(
+            sb,
+            "apps",
+            "deployments",
+            env,
+            deployment(
+                "checkout-canary",
+                env,
+                json!({"app": "checkout", "track": "canary"}),
+                "registry.local/checkout:1.5.0",
+                1,
+                "canary checkout 1.5.0",
+            ),
+        );
+        create(
+            sb,
+            "",
+            "services",
+            env,
+            service("checkout", "checkout", json!({"app": "checkout"})),
+        );
+        create(
+            sb,
+            "",
+            "services",
+            env,
+            service(
+                "checkout-stable",
+                "checkout",
+                json!({"app": "checkout", "track": "stable"}),
+            ),
+        );
+        create(
+            sb,
+            "",
+            "services",
+            env,
+            service(
+                "checkout-canary",
+                "checkout",
+                json!({"app": "checkout", "track": "canary"}),
+            ),
+        );
+        create(
+            sb,
+            "gateway.networking.k8s.io",
+            "httproutes",
+            env,
+            json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                "metadata": {"name": "checkout", "labels": {"app": "checkout"}},
+                "spec": {
+                    "parentRefs": [{"name": "public", "namespace": "gateway-system"}],
+                    "hostnames": [format!("checkout.{env}.example.internal")],
+                    "rules": [{
+                        "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                        "backendRefs": [
+                            {"name": "checkout-stable", "port": 80, "weight": 90},
+                            {"name": "checkout-canary", "port": 80, "weight": 10}
+                        ]
+                    }]
+                }
+            }),
+        );
         // payments: blue/green by Service selector.
-        create(sb, "apps", "deployments", env, deployment("payments-blue", env, json!({"app": "payments", "version": "blue"}), "registry.local/payments:2.3.1", 2, "deploy payments 2.3.1 (blue)"));
-        create(sb, "apps", "deployments", env, deployment("payments-green", env, json!({"app": "payments", "version": "green"}), "registry.local/payments:2.4.0", 2, "deploy payments 2.4.0 (green)"));
-        create(sb, "", "services", env, service("payments", "payments", json!({"app": "payments", "version": "blue"})));
+        create(
+            sb,
+            "apps",
+            "deployments",
+            env,
+            deployment(
+                "payments-blue",
+                env,
+                json!({"app": "payments", "version": "blue"}),
+                "registry.local/payments:2.3.1",
+                2,
+                "deploy payments 2.3.1 (blue)",
+            ),
+        );
+        create(
+            sb,
+            "apps",
+            "deployments",
+            env,
+            deployment(
+                "payments-green",
+                env,
+                json!({"app": "payments", "version": "green"}),
+                "registry.local/payments:2.4.0",
+                2,
+                "deploy payments 2.4.0 (green)",
+            ),
+        );
+        create(
+            sb,
+            "",
+            "services",
+            env,
+            service(
+                "payments",
+                "payments",
+                json!({"app": "payments", "version": "blue"}),
+            ),
+        );
         // frontend: plain rolling updates with history.
-        create(sb, "apps", "deployments", env, deployment("frontend", env, json!({"app": "frontend"}), "registry.local/frontend:3.0.0", 2, "deploy frontend 3.0.0"));
-        create(sb, "", "services", env, service("frontend", "frontend", json!({"app": "frontend"})));
+        create(
+            sb,
+            "apps",
+            "deployments",
+            env,
+            deployment(
+                "frontend",
+                env,
+                json!({"app": "frontend"}),
+                "registry.local/frontend:3.0.0",
+                2,
+                "deploy frontend 3.0.0",
+            ),
+        );
+        create(
+            sb,
+            "",
+            "services",
+            env,
+            service("frontend", "frontend", json!({"app": "frontend"})),
+        );
     }
     settle(sb, Duration::from_secs(1), Duration::from_secs(60));
     for version in ["3.1.0", "3.2.0"] {
         for env in ["staging", "production"] {
-            set_image(sb, env, "frontend", &format!("registry.local/frontend:{version}"));
+            set_image(
+                sb,
+                env,
+                "frontend",
+                &format!("registry.local/frontend:{version}"),
+            );
         }
         settle(sb, Duration::from_secs(1), Duration::from_secs(120));
     }
@@ -184,15 +305,24 @@ fn rewind(sb: &Sandbox, by: Duration) {
 /// `kubectl set image` + `kubectl annotate kubernetes.io/change-cause`, as the scene was made.
 pub fn set_image(sb: &Sandbox, ns: &str, deploy: &str, image: &str) {
     let cause = format!("kubectl set image deployment/{deploy} {deploy}={image}");
-    let r = sb.store.modify(deployments(), ns, deploy, &WriteOpts::controller("kubectl-set"), |d| {
-        if let Some(c) = d.pointer_mut("/spec/template/spec/containers/0") {
-            c["image"] = json!(image);
-        }
-        if let Some(a) = d.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
-            a.insert("kubernetes.io/change-cause".into(), json!(cause));
-        }
-        Ok(())
-    });
+    let r = sb.store.modify(
+        deployments(),
+        ns,
+        deploy,
+        &WriteOpts::controller("kubectl-set"),
+        |d| {
+            if let Some(c) = d.pointer_mut("/spec/template/spec/containers/0") {
+                c["image"] = json!(image);
+            }
+            if let Some(a) = d
+                .pointer_mut("/metadata/annotations")
+                .and_then(Value::as_object_mut)
+            {
+                a.insert("kubernetes.io/change-cause".into(), json!(cause));
+            }
+            Ok(())
+        },
+    );
     if let Err(e) = r {
         tracing::warn!("seeding: set image on {ns}/{deploy}: {e}");
     }

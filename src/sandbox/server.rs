@@ -125,7 +125,10 @@ impl Req {
 }
 
 /// Serve one HTTP request.
-pub async fn handle(sb: Arc<Sandbox>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+pub async fn handle(
+    sb: Arc<Sandbox>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let (parts, body) = req.into_parts();
     let body = match read_body(body).await {
         Ok(b) => b,
@@ -191,13 +194,10 @@ async fn read_body(body: Incoming) -> ApiResult<Bytes> {
 async fn route(sb: &Arc<Sandbox>, r: Req) -> Response<Body> {
     let segs: Vec<&str> = r.segments.iter().map(String::as_str).collect();
     match segs.as_slice() {
-        ["version"] => with_headers(
-            sb,
-            200,
-            "application/json",
-            full(discovery::version_body()),
-        ),
-        ["healthz" | "livez" | "readyz"] => with_headers(sb, 200, "text/plain; charset=utf-8", full("ok")),
+        ["version"] => with_headers(sb, 200, "application/json", full(discovery::version_body())),
+        ["healthz" | "livez" | "readyz"] => {
+            with_headers(sb, 200, "text/plain; charset=utf-8", full("ok"))
+        }
         ["api"] => json_response(sb, 200, &discovery::api_versions()),
         ["apis"] => {
             if discovery::wants_only_aggregated(&r.accept) {
@@ -253,37 +253,73 @@ struct Target<'a> {
 fn parse_target<'a>(group: &str, version: &str, rest: &[&'a str]) -> Option<Target<'a>> {
     let find = |plural: &str| resources::find(group, version, plural);
     let t = match rest {
-        ["namespaces", ns, plural, tail @ ..] if group.is_empty() || true => {
+        ["namespaces", ns, plural, tail @ ..] => {
             // /namespaces/{ns}/status is the namespace's own subresource.
-            if group.is_empty() && (*plural == "status" || *plural == "finalize") && tail.is_empty() {
-                Target { rt: find("namespaces")?, ns: None, name: Some(ns), sub: Some(plural) }
+            if group.is_empty() && (*plural == "status" || *plural == "finalize") && tail.is_empty()
+            {
+                Target {
+                    rt: find("namespaces")?,
+                    ns: None,
+                    name: Some(ns),
+                    sub: Some(plural),
+                }
             } else {
                 let rt = find(plural)?;
                 if !rt.namespaced {
                     return None;
                 }
                 match tail {
-                    [] => Target { rt, ns: Some(ns), name: None, sub: None },
-                    [name] => Target { rt, ns: Some(ns), name: Some(name), sub: None },
-                    [name, sub] => Target { rt, ns: Some(ns), name: Some(name), sub: Some(sub) },
+                    [] => Target {
+                        rt,
+                        ns: Some(ns),
+                        name: None,
+                        sub: None,
+                    },
+                    [name] => Target {
+                        rt,
+                        ns: Some(ns),
+                        name: Some(name),
+                        sub: None,
+                    },
+                    [name, sub] => Target {
+                        rt,
+                        ns: Some(ns),
+                        name: Some(name),
+                        sub: Some(sub),
+                    },
                     _ => return None,
                 }
             }
         }
-        [plural] => Target { rt: find(plural)?, ns: None, name: None, sub: None },
+        [plural] => Target {
+            rt: find(plural)?,
+            ns: None,
+            name: None,
+            sub: None,
+        },
         [plural, name] => {
             let rt = find(plural)?;
             if rt.namespaced {
                 return None;
             }
-            Target { rt, ns: None, name: Some(name), sub: None }
+            Target {
+                rt,
+                ns: None,
+                name: Some(name),
+                sub: None,
+            }
         }
         [plural, name, sub] => {
             let rt = find(plural)?;
             if rt.namespaced {
                 return None;
             }
-            Target { rt, ns: None, name: Some(name), sub: Some(sub) }
+            Target {
+                rt,
+                ns: None,
+                name: Some(name),
+                sub: Some(sub),
+            }
         }
         _ => return None,
     };
@@ -292,12 +328,15 @@ fn parse_target<'a>(group: &str, version: &str, rest: &[&'a str]) -> Option<Targ
 
 /// 404 for a resource type the group does not serve (fixture 05-errors/404-unknown-resource-type).
 fn unknown_resource() -> ApiError {
-    ApiError::new(404, "NotFound", "the server could not find the requested resource").with_details(
-        super::error::Details {
-            empty_object: true,
-            ..Default::default()
-        },
+    ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
     )
+    .with_details(super::error::Details {
+        empty_object: true,
+        ..Default::default()
+    })
 }
 
 async fn resource_route(
@@ -313,26 +352,22 @@ async fn resource_route(
     let Some(t) = parse_target(group, version, rest) else {
         return error_response(sb, &unknown_resource());
     };
-    if let Some(sub) = t.sub {
-        if !t.rt.subresources.contains(&sub) && !(t.rt.plural == "namespaces" && sub == "finalize") {
-            return error_response(sb, &unknown_resource());
-        }
+    if let Some(sub) = t.sub
+        && !t.rt.subresources.contains(&sub)
+        && !(t.rt.plural == "namespaces" && sub == "finalize")
+    {
+        return error_response(sb, &unknown_resource());
     }
     let verb = verb_of(r, &t);
-    if let Err(e) = auth::authorize(
-        &r.user,
-        verb,
-        t.rt,
-        t.sub,
-        t.name,
-        t.ns,
-    ) {
+    if let Err(e) = auth::authorize(&r.user, verb, t.rt, t.sub, t.name, t.ns) {
         return error_response(sb, &e);
     }
     let result = match (&r.method, t.name, t.sub) {
         (&Method::GET, None, _) if r.flag("watch") => return watch(sb, r, &t),
         (&Method::GET, None, _) => list(sb, r, &t),
-        (&Method::GET, Some(_), Some("log")) => return logs::serve(sb, r_log_params(r), &t_log(&t)).await,
+        (&Method::GET, Some(_), Some("log")) => {
+            return logs::serve(sb, r_log_params(r), &t_log(&t)).await;
+        }
         (&Method::GET, Some(name), sub) => get(sb, &t, name, sub),
         (&Method::POST, None, None) => create(sb, r, &t),
         (&Method::PUT, Some(name), sub) => update(sb, r, &t, name, sub),
@@ -373,12 +408,19 @@ fn verb_of(r: &Req, t: &Target<'_>) -> &'static str {
 }
 
 fn ns_or_empty<'a>(t: &Target<'a>) -> &'a str {
-    if t.rt.namespaced { t.ns.unwrap_or_default() } else { "" }
+    if t.rt.namespaced {
+        t.ns.unwrap_or_default()
+    } else {
+        ""
+    }
 }
 
 /// Parse the body of a create or update.
 fn decode_object(r: &Req) -> ApiResult<Value> {
-    let v: Value = if r.content_type.starts_with("application/vnd.kubernetes.protobuf") {
+    let v: Value = if r
+        .content_type
+        .starts_with("application/vnd.kubernetes.protobuf")
+    {
         // Only the access reviews, which kubectl's typed client sends as protobuf.
         super::proto::decode_review(&r.body).ok_or_else(|| {
             ApiError::unsupported_media_type("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")
@@ -407,21 +449,25 @@ pub fn go_json_error(e: &serde_json::Error) -> String {
 
 /// The kind/apiVersion in a body must match the URL.
 fn check_kind(t: &Target<'_>, obj: &Value) -> ApiResult<()> {
-    if let Some(k) = obj.get("kind").and_then(Value::as_str) {
-        if k != t.rt.kind {
-            return Err(ApiError::bad_request(format!(
-                "the API version in the data ({}) does not match the expected API version ({})",
-                obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default(),
-                t.rt.api_version()
-            )));
-        }
+    if let Some(k) = obj.get("kind").and_then(Value::as_str)
+        && k != t.rt.kind
+    {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({}) does not match the expected API version ({})",
+            obj.get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            t.rt.api_version()
+        )));
     }
-    if let (Some(ns), Some(body_ns)) = (t.ns, meta_str(obj, "namespace")) {
-        if !body_ns.is_empty() && body_ns != ns && t.rt.namespaced {
-            return Err(ApiError::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request",
-            ));
-        }
+    if let (Some(ns), Some(body_ns)) = (t.ns, meta_str(obj, "namespace"))
+        && !body_ns.is_empty()
+        && body_ns != ns
+        && t.rt.namespaced
+    {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
     }
     Ok(())
 }
@@ -445,7 +491,13 @@ fn scale_of(obj: &Value) -> Value {
         .unwrap_or_default();
     let meta = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let mut m = Map::new();
-    for k in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for k in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = meta.get(k) {
             m.insert(k.into(), v.clone());
         }
@@ -472,14 +524,23 @@ pub fn selector_string(sel: &Value) -> String {
             parts.push(format!("{k}={}", v.as_str().unwrap_or_default()));
         }
     }
-    for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+    for e in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
         let values: Vec<&str> = e
             .get("values")
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        match e.get("operator").and_then(Value::as_str).unwrap_or_default() {
+        match e
+            .get("operator")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+        {
             "In" => parts.push(format!("{key} in ({})", values.join(","))),
             "NotIn" => parts.push(format!("{key} notin ({})", values.join(","))),
             "Exists" => parts.push(key.to_string()),
@@ -509,9 +570,10 @@ impl Filter {
         Ok(Filter { labels, fields })
     }
     fn matches(&self, obj: &Value) -> bool {
-        let labels_ok = self.labels.as_ref().is_none_or(|l| {
-            l.matches(obj.pointer("/metadata/labels").and_then(Value::as_object))
-        });
+        let labels_ok = self
+            .labels
+            .as_ref()
+            .is_none_or(|l| l.matches(obj.pointer("/metadata/labels").and_then(Value::as_object)));
         labels_ok && self.fields.as_ref().is_none_or(|f| f.matches(obj))
     }
 }
@@ -525,7 +587,8 @@ fn encode_continue(rv: u64, start_key: &str) -> String {
 
 fn decode_continue(tok: &str) -> ApiResult<(i64, String)> {
     use base64::Engine;
-    let bad = || ApiError::bad_request("continue key is not valid: illegal base64 data at input byte 0");
+    let bad =
+        || ApiError::bad_request("continue key is not valid: illegal base64 data at input byte 0");
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(tok.trim_end_matches('='))
         .map_err(|_| bad())?;
@@ -549,18 +612,21 @@ fn list(sb: &Sandbox, r: &Req, t: &Target<'_>) -> ApiResult<(u16, Value)> {
     let (items, rv) = sb.store.list(t.rt, ns);
     let oldest = sb.store.oldest_rv();
     let rv_param = r.param("resourceVersion").unwrap_or_default();
-    if r.param("resourceVersionMatch") == Some("Exact") {
-        if let Ok(want) = rv_param.parse::<u64>() {
-            if want < oldest {
-                return Err(ApiError::gone("The resourceVersion for the provided list is too old."));
-            }
-        }
+    if r.param("resourceVersionMatch") == Some("Exact")
+        && let Ok(want) = rv_param.parse::<u64>()
+        && want < oldest
+    {
+        return Err(ApiError::gone(
+            "The resourceVersion for the provided list is too old.",
+        ));
     }
     // The watch cache (resourceVersion=0) ignores limit, as 1.26 does.
     let limit = if rv_param == "0" {
         0
     } else {
-        r.param("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(0)
+        r.param("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .unwrap_or(0)
     };
     let start_after = match r.param("continue") {
         Some(tok) if !tok.is_empty() => {
@@ -577,12 +643,20 @@ fn list(sb: &Sandbox, r: &Req, t: &Target<'_>) -> ApiResult<(u16, Value)> {
     };
     let key_of = |o: &Value| {
         let ns = meta_str(o, "namespace").unwrap_or_default();
-        if ns.is_empty() { name_of(o).to_string() } else { format!("{ns}/{}", name_of(o)) }
+        if ns.is_empty() {
+            name_of(o).to_string()
+        } else {
+            format!("{ns}/{}", name_of(o))
+        }
     };
     let mut selected: Vec<&Value> = items
         .iter()
         .map(|a| a.as_ref())
-        .filter(|o| start_after.as_ref().is_none_or(|s| key_of(o).as_str() > s.as_str()))
+        .filter(|o| {
+            start_after
+                .as_ref()
+                .is_none_or(|s| key_of(o).as_str() > s.as_str())
+        })
         .filter(|o| filter.matches(o))
         .collect();
     let mut cont = None;
@@ -602,7 +676,15 @@ fn list(sb: &Sandbox, r: &Req, t: &Target<'_>) -> ApiResult<(u16, Value)> {
         };
         return Ok((
             200,
-            table::to_table(t.rt.kind, &selected, &rv.to_string(), cont.as_deref(), remaining, include, sb.store.clock.now()),
+            table::to_table(
+                t.rt.kind,
+                &selected,
+                &rv.to_string(),
+                cont.as_deref(),
+                remaining,
+                include,
+                sb.store.clock.now(),
+            ),
         ));
     }
     let mut meta = Map::new();
@@ -610,10 +692,10 @@ fn list(sb: &Sandbox, r: &Req, t: &Target<'_>) -> ApiResult<(u16, Value)> {
         meta.insert("continue".into(), json!(cont.clone().unwrap_or_default()));
     }
     meta.insert("resourceVersion".into(), json!(rv.to_string()));
-    if !t.rt.custom {
-        if let Some(c) = &cont {
-            meta.insert("continue".into(), json!(c));
-        }
+    if !t.rt.custom
+        && let Some(c) = &cont
+    {
+        meta.insert("continue".into(), json!(c));
     }
     if let Some(n) = remaining {
         meta.insert("remainingItemCount".into(), json!(n));
@@ -679,7 +761,13 @@ fn create(sb: &Sandbox, r: &Req, t: &Target<'_>) -> ApiResult<(u16, Value)> {
     Ok((201, (*created).clone()))
 }
 
-fn update(sb: &Sandbox, r: &Req, t: &Target<'_>, name: &str, sub: Option<&str>) -> ApiResult<(u16, Value)> {
+fn update(
+    sb: &Sandbox,
+    r: &Req,
+    t: &Target<'_>,
+    name: &str,
+    sub: Option<&str>,
+) -> ApiResult<(u16, Value)> {
     let obj = decode_object(r)?;
     let opts = WriteOpts {
         dry_run: r.dry_run(),
@@ -690,10 +778,19 @@ fn update(sb: &Sandbox, r: &Req, t: &Target<'_>, name: &str, sub: Option<&str>) 
     if sub == Some("scale") {
         let replicas = scale_replicas(&obj)?;
         let rv = meta_str(&obj, "resourceVersion").map(str::to_string);
-        let updated = sb.store.modify(t.rt, ns_or_empty(t), name, &WriteOpts { subresource: None, ..opts }, |o| {
-            set_replicas(o, replicas, rv.as_deref());
-            Ok(())
-        })?;
+        let updated = sb.store.modify(
+            t.rt,
+            ns_or_empty(t),
+            name,
+            &WriteOpts {
+                subresource: None,
+                ..opts
+            },
+            |o| {
+                set_replicas(o, replicas, rv.as_deref());
+                Ok(())
+            },
+        )?;
         return Ok((200, scale_of(&updated)));
     }
     check_kind(t, &obj)?;
@@ -703,8 +800,12 @@ fn update(sb: &Sandbox, r: &Req, t: &Target<'_>, name: &str, sub: Option<&str>) 
 
 fn scale_replicas(scale: &Value) -> ApiResult<i64> {
     let r = scale.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
-    r.as_i64()
-        .ok_or_else(|| ApiError::bad_request(format!("json: cannot unmarshal {} into Go struct field ScaleSpec.spec.replicas of type int32", json_type(&r))))
+    r.as_i64().ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "json: cannot unmarshal {} into Go struct field ScaleSpec.spec.replicas of type int32",
+            json_type(&r)
+        ))
+    })
 }
 
 fn set_replicas(o: &mut Value, replicas: i64, rv: Option<&str>) {
@@ -727,7 +828,13 @@ pub fn json_type(v: &Value) -> &'static str {
     }
 }
 
-fn patch_object(sb: &Sandbox, r: &Req, t: &Target<'_>, name: &str, sub: Option<&str>) -> ApiResult<(u16, Value)> {
+fn patch_object(
+    sb: &Sandbox,
+    r: &Req,
+    t: &Target<'_>,
+    name: &str,
+    sub: Option<&str>,
+) -> ApiResult<(u16, Value)> {
     let kind = PatchKind::from_content_type(&r.content_type, t.rt.custom)?;
     let patch = patch::decode_patch(&r.body, kind)?;
     let ns = ns_or_empty(t);
@@ -783,10 +890,10 @@ fn apply_patch(o: &mut Value, patch: &Value, kind: PatchKind, obj_kind: &str) ->
         }
         PatchKind::Strategic | PatchKind::Apply => {
             let mut p = patch.clone();
-            if kind == PatchKind::Apply {
-                if let Some(m) = p.as_object_mut() {
-                    m.remove("status");
-                }
+            if kind == PatchKind::Apply
+                && let Some(m) = p.as_object_mut()
+            {
+                m.remove("status");
             }
             patch::strategic_merge_patch(o, &p, obj_kind)
         }
@@ -794,15 +901,21 @@ fn apply_patch(o: &mut Value, patch: &Value, kind: PatchKind, obj_kind: &str) ->
 }
 
 fn delete_options(r: &Req) -> ApiResult<(Option<i64>, Option<String>, bool)> {
-    let mut grace = r.param("gracePeriodSeconds").and_then(|g| g.parse::<i64>().ok());
+    let mut grace = r
+        .param("gracePeriodSeconds")
+        .and_then(|g| g.parse::<i64>().ok());
     let mut uid = None;
     let mut dry = r.dry_run();
     if !r.body.is_empty() {
-        let opts: Value = serde_json::from_slice(&r.body).map_err(|e| ApiError::bad_request(go_json_error(&e)))?;
+        let opts: Value = serde_json::from_slice(&r.body)
+            .map_err(|e| ApiError::bad_request(go_json_error(&e)))?;
         if let Some(g) = opts.get("gracePeriodSeconds").and_then(Value::as_i64) {
             grace = Some(g);
         }
-        uid = opts.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
+        uid = opts
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         if let Some(d) = opts.get("dryRun").and_then(Value::as_array) {
             dry |= d.iter().any(|x| x == "All");
         }
@@ -812,7 +925,10 @@ fn delete_options(r: &Req) -> ApiResult<(Option<i64>, Option<String>, bool)> {
 
 fn delete(sb: &Sandbox, r: &Req, t: &Target<'_>, name: &str) -> ApiResult<(u16, Value)> {
     let (grace, uid, dry) = delete_options(r)?;
-    match sb.store.delete(t.rt, ns_or_empty(t), name, grace, uid.as_deref(), dry)? {
+    match sb
+        .store
+        .delete(t.rt, ns_or_empty(t), name, grace, uid.as_deref(), dry)?
+    {
         Deleted::Terminating(o) => Ok((200, (*o).clone())),
         Deleted::Gone(o) => {
             if matches!(t.rt.kind, "Pod" | "Service" | "Namespace") || t.rt.custom {
@@ -825,7 +941,10 @@ fn delete(sb: &Sandbox, r: &Req, t: &Target<'_>, name: &str) -> ApiResult<(u16, 
                 }
                 details.insert("kind".into(), json!(t.rt.plural));
                 details.insert("uid".into(), json!(meta_str(&o, "uid").unwrap_or_default()));
-                Ok((200, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})))
+                Ok((
+                    200,
+                    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}),
+                ))
             }
         }
     }
@@ -841,11 +960,16 @@ fn delete_collection(sb: &Sandbox, r: &Req, t: &Target<'_>) -> ApiResult<(u16, V
     let (items, _) = sb.store.list(t.rt, Some(ns));
     let mut out = Vec::new();
     for o in items.iter().filter(|o| filter.matches(o)) {
-        if let Ok(Deleted::Gone(d) | Deleted::Terminating(d)) = sb.store.delete(t.rt, ns, name_of(o), grace, None, dry) {
+        if let Ok(Deleted::Gone(d) | Deleted::Terminating(d)) =
+            sb.store.delete(t.rt, ns, name_of(o), grace, None, dry)
+        {
             out.push((*d).clone());
         }
     }
-    Ok((200, json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(), "metadata": {"resourceVersion": sb.store.current_rv().to_string()}, "items": out})))
+    Ok((
+        200,
+        json!({"kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(), "metadata": {"resourceVersion": sb.store.current_rv().to_string()}, "items": out}),
+    ))
 }
 
 /// One watch event as a line of JSON.
@@ -860,9 +984,15 @@ fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
     meta.insert("resourceVersion".into(), json!(rv.to_string()));
     meta.insert("creationTimestamp".into(), Value::Null);
     if initial_end {
-        meta.insert("annotations".into(), json!({"k8s.io/initial-events-end": "true"}));
+        meta.insert(
+            "annotations".into(),
+            json!({"k8s.io/initial-events-end": "true"}),
+        );
     }
-    event_line("BOOKMARK", &json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": meta}))
+    event_line(
+        "BOOKMARK",
+        &json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": meta}),
+    )
 }
 
 /// How a change looks to a watcher with filters: ADDED/MODIFIED/DELETED or nothing.
@@ -888,7 +1018,11 @@ fn watch(sb: &Arc<Sandbox>, r: &Req, t: &Target<'_>) -> Response<Body> {
     };
     let rt = t.rt;
     let res_idx = resources::index_of(rt);
-    let ns: Option<String> = if rt.namespaced { t.ns.map(str::to_string) } else { None };
+    let ns: Option<String> = if rt.namespaced {
+        t.ns.map(str::to_string)
+    } else {
+        None
+    };
     let rv_param = r.param("resourceVersion").unwrap_or_default().to_string();
     let bookmarks = r.flag("allowWatchBookmarks");
     let send_initial = r.flag("sendInitialEvents");
@@ -897,14 +1031,28 @@ fn watch(sb: &Arc<Sandbox>, r: &Req, t: &Target<'_>) -> Response<Body> {
         .and_then(|s| s.parse::<u64>().ok())
         .filter(|s| *s > 0)
         .unwrap_or(1800);
-    let (initial, start_rv): (Vec<Bytes>, u64) = if rv_param.is_empty() || rv_param == "0" || send_initial {
+    let (initial, start_rv): (Vec<Bytes>, u64) = if rv_param.is_empty()
+        || rv_param == "0"
+        || send_initial
+    {
         let (items, rv) = sb.store.list(rt, ns.as_deref());
-        let lines = items.iter().filter(|o| filter.matches(o)).map(|o| event_line("ADDED", o)).collect();
+        let lines = items
+            .iter()
+            .filter(|o| filter.matches(o))
+            .map(|o| event_line("ADDED", o))
+            .collect();
         (lines, rv)
     } else {
         match rv_param.parse::<u64>() {
             Ok(rv) => (Vec::new(), rv),
-            Err(_) => return error_response(sb, &ApiError::bad_request(format!("invalid resource version: strconv.ParseUint: parsing {rv_param:?}: invalid syntax"))),
+            Err(_) => {
+                return error_response(
+                    sb,
+                    &ApiError::bad_request(format!(
+                        "invalid resource version: strconv.ParseUint: parsing {rv_param:?}: invalid syntax"
+                    )),
+                );
+            }
         }
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
@@ -930,18 +1078,20 @@ fn watch(sb: &Arc<Sandbox>, r: &Req, t: &Target<'_>) -> Response<Body> {
                 return;
             }
         };
-        let relevant = |c: &Change| c.res == res_idx && ns.as_ref().is_none_or(|n| *n == c.namespace);
+        let relevant =
+            |c: &Change| c.res == res_idx && ns.as_ref().is_none_or(|n| *n == c.namespace);
         let mut last_rv = start_rv;
         for c in backlog.iter().filter(|c| relevant(c)) {
             last_rv = c.rv;
-            if let Some(kind) = filtered_event(c, &filter) {
-                if !send(event_line(kind, &c.object)).await {
-                    return;
-                }
+            if let Some(kind) = filtered_event(c, &filter)
+                && !send(event_line(kind, &c.object)).await
+            {
+                return;
             }
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + bookmark_every, bookmark_every);
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + bookmark_every, bookmark_every);
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => {
@@ -962,11 +1112,10 @@ fn watch(sb: &Arc<Sandbox>, r: &Req, t: &Target<'_>) -> Response<Body> {
                             continue;
                         }
                         last_rv = c.rv;
-                        if let Some(kind) = filtered_event(&c, &filter) {
-                            if !send(event_line(kind, &c.object)).await {
+                        if let Some(kind) = filtered_event(&c, &filter)
+                            && !send(event_line(kind, &c.object)).await {
                                 return;
                             }
-                        }
                     }
                     // Too slow to keep up, or the sandbox stopped: end the stream; the client re-watches.
                     Err(_) => return,
@@ -975,9 +1124,16 @@ fn watch(sb: &Arc<Sandbox>, r: &Req, t: &Target<'_>) -> Response<Body> {
         }
     });
     let stream = tokio_stream_from(rx).map(|b| Ok::<_, Infallible>(Frame::data(b)));
-    with_headers(sb, 200, "application/json", BodyExt::boxed(StreamBody::new(stream)))
+    with_headers(
+        sb,
+        200,
+        "application/json",
+        BodyExt::boxed(StreamBody::new(stream)),
+    )
 }
 
-fn tokio_stream_from(mut rx: tokio::sync::mpsc::Receiver<Bytes>) -> impl futures::Stream<Item = Bytes> {
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+) -> impl futures::Stream<Item = Bytes> {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }

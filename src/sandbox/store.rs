@@ -107,6 +107,9 @@ pub struct Store {
 
 type Key = (String, String);
 
+/// What a watch starts from: the changes it missed, and a receiver for those to come.
+pub type WatchStart = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>);
+
 fn key(ns: &str, name: &str) -> Key {
     (ns.to_string(), name.to_string())
 }
@@ -220,10 +223,7 @@ impl Store {
 
     /// Changes after `rv` (for a watch), plus a receiver for those still to come, taken
     /// together so that nothing is missed or sent twice. 410 when `rv` is older than history.
-    pub fn watch_from(
-        &self,
-        rv: u64,
-    ) -> ApiResult<(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>)> {
+    pub fn watch_from(&self, rv: u64) -> ApiResult<WatchStart> {
         let inner = self.lock();
         let oldest = inner
             .history
@@ -305,14 +305,12 @@ impl Store {
                 .get("name")
                 .and_then(Value::as_str)
                 .is_some_and(|n| !n.is_empty());
-            if !has_name {
-                if let Some(prefix) = meta.get("generateName").and_then(Value::as_str) {
-                    let prefix = prefix.to_string();
-                    let suffix: String = (0..5)
-                        .map(|_| NAME_CHARS[inner.rng.random_range(0..NAME_CHARS.len())] as char)
-                        .collect();
-                    meta.insert("name".into(), json!(format!("{prefix}{suffix}")));
-                }
+            if !has_name && let Some(prefix) = meta.get("generateName").and_then(Value::as_str) {
+                let prefix = prefix.to_string();
+                let suffix: String = (0..5)
+                    .map(|_| NAME_CHARS[inner.rng.random_range(0..NAME_CHARS.len())] as char)
+                    .collect();
+                meta.insert("name".into(), json!(format!("{prefix}{suffix}")));
             }
         }
         let name = name_of(&obj).to_string();
@@ -424,17 +422,18 @@ impl Store {
                 "the object provided is not a JSON object",
             ));
         }
-        if let Some(rv) = meta_str(&new, "resourceVersion") {
-            if !rv.is_empty() && rv != meta_str(&old, "resourceVersion").unwrap_or_default() {
-                return Err(ApiError::conflict(rt.plural, rt.group, name));
-            }
+        if let Some(rv) = meta_str(&new, "resourceVersion")
+            && !rv.is_empty()
+            && rv != meta_str(&old, "resourceVersion").unwrap_or_default()
+        {
+            return Err(ApiError::conflict(rt.plural, rt.group, name));
         }
-        if let Some(n) = meta_str(&new, "name") {
-            if n != name {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({n}) does not match the name on the URL ({name})"
-                )));
-            }
+        if let Some(n) = meta_str(&new, "name")
+            && n != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
         }
         let now = self.clock.now();
         let status_write = opts.subresource.as_deref() == Some("status");
@@ -534,10 +533,10 @@ impl Store {
             .get(&key(ns, name))
             .cloned()
             .ok_or_else(|| ApiError::not_found(rt.plural, rt.group, name))?;
-        if let Some(uid) = precondition_uid {
-            if meta_str(&old, "uid") != Some(uid) {
-                return Err(ApiError::conflict(rt.plural, rt.group, name));
-            }
+        if let Some(uid) = precondition_uid
+            && meta_str(&old, "uid") != Some(uid)
+        {
+            return Err(ApiError::conflict(rt.plural, rt.group, name));
         }
         let grace = if rt.kind == "Pod" {
             grace_seconds.unwrap_or_else(|| {
@@ -581,7 +580,9 @@ impl Store {
         if dry_run {
             return Ok(Deleted::Gone(old));
         }
-        Ok(Deleted::Gone(self.remove_locked(&mut inner, rt, ns, name, old)))
+        Ok(Deleted::Gone(
+            self.remove_locked(&mut inner, rt, ns, name, old),
+        ))
     }
 
     /// Remove an object at once (garbage collection, the kubelet finishing a termination).

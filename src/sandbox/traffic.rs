@@ -22,7 +22,9 @@ use super::selector::LabelSelector;
 use super::store::{meta_str, name_of};
 
 /// Histogram bucket bounds (seconds), Prometheus client defaults.
-pub const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// One app's traffic character.
 struct Profile {
@@ -36,10 +38,26 @@ struct Profile {
 
 fn profile(app: &str) -> Profile {
     match app {
-        "checkout" => Profile { rps: 40.0, median: 0.045, errors: 0.001 },
-        "payments" => Profile { rps: 25.0, median: 0.080, errors: 0.002 },
-        "frontend" => Profile { rps: 60.0, median: 0.025, errors: 0.0005 },
-        _ => Profile { rps: 10.0, median: 0.050, errors: 0.001 },
+        "checkout" => Profile {
+            rps: 40.0,
+            median: 0.045,
+            errors: 0.001,
+        },
+        "payments" => Profile {
+            rps: 25.0,
+            median: 0.080,
+            errors: 0.002,
+        },
+        "frontend" => Profile {
+            rps: 60.0,
+            median: 0.025,
+            errors: 0.0005,
+        },
+        _ => Profile {
+            rps: 10.0,
+            median: 0.050,
+            errors: 0.001,
+        },
     }
 }
 
@@ -137,7 +155,11 @@ impl Traffic {
             out.push(Snapshot {
                 second: s,
                 pods: st.pods.values().cloned().collect(),
-                hists: st.hists.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                hists: st
+                    .hists
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
             });
         }
         out
@@ -163,11 +185,23 @@ impl Traffic {
         for ((ns, app, version), h) in &st.hists {
             let base = format!("namespace=\"{ns}\",app=\"{app}\",version=\"{version}\"");
             for (i, le) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(o, "http_request_duration_seconds_bucket{{{base},le=\"{le}\"}} {}", h.buckets[i]);
+                let _ = writeln!(
+                    o,
+                    "http_request_duration_seconds_bucket{{{base},le=\"{le}\"}} {}",
+                    h.buckets[i]
+                );
             }
-            let _ = writeln!(o, "http_request_duration_seconds_bucket{{{base},le=\"+Inf\"}} {}", h.buckets[BUCKETS.len()]);
+            let _ = writeln!(
+                o,
+                "http_request_duration_seconds_bucket{{{base},le=\"+Inf\"}} {}",
+                h.buckets[BUCKETS.len()]
+            );
             let _ = writeln!(o, "http_request_duration_seconds_sum{{{base}}} {}", h.sum);
-            let _ = writeln!(o, "http_request_duration_seconds_count{{{base}}} {}", h.count);
+            let _ = writeln!(
+                o,
+                "http_request_duration_seconds_count{{{base}}} {}",
+                h.count
+            );
         }
         o
     }
@@ -189,7 +223,11 @@ fn routing(sb: &Sandbox, ns: &str, second: i64) -> BTreeMap<String, Vec<Target>>
         .collect();
     let mut apps: Vec<String> = pod_list
         .iter()
-        .filter_map(|p| p.pointer("/metadata/labels/app").and_then(Value::as_str).map(str::to_string))
+        .filter_map(|p| {
+            p.pointer("/metadata/labels/app")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .collect();
     apps.sort();
     apps.dedup();
@@ -203,20 +241,35 @@ fn routing(sb: &Sandbox, ns: &str, second: i64) -> BTreeMap<String, Vec<Target>>
                 .and_then(Value::as_array)
                 .is_some_and(|refs| {
                     refs.iter().any(|b| {
-                        b.get("name").and_then(Value::as_str).and_then(svc).is_some_and(|s| {
-                            s.pointer("/spec/selector/app").and_then(Value::as_str) == Some(app.as_str())
-                        })
+                        b.get("name")
+                            .and_then(Value::as_str)
+                            .and_then(svc)
+                            .is_some_and(|s| {
+                                s.pointer("/spec/selector/app").and_then(Value::as_str)
+                                    == Some(app.as_str())
+                            })
                     })
                 })
         });
         if let Some(r) = route {
-            for b in r.pointer("/spec/rules/0/backendRefs").and_then(Value::as_array).into_iter().flatten() {
+            for b in r
+                .pointer("/spec/rules/0/backendRefs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 let name = b.get("name").and_then(Value::as_str).unwrap_or_default();
-                let w = b.get("weight").and_then(Value::as_f64).unwrap_or(1.0).max(0.0);
+                let w = b
+                    .get("weight")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(1.0)
+                    .max(0.0);
                 backends.push((name.to_string(), w));
             }
         } else if let Some(s) = svc(&app).or_else(|| {
-            svc_list.iter().find(|s| s.pointer("/spec/selector/app").and_then(Value::as_str) == Some(app.as_str()))
+            svc_list.iter().find(|s| {
+                s.pointer("/spec/selector/app").and_then(Value::as_str) == Some(app.as_str())
+            })
         }) {
             backends.push((name_of(s).to_string(), 1.0));
         }
@@ -228,10 +281,15 @@ fn routing(sb: &Sandbox, ns: &str, second: i64) -> BTreeMap<String, Vec<Target>>
                 continue;
             }
             let Some(s) = svc(&service) else { continue };
-            let Some(sel) = s.pointer("/spec/selector") else { continue };
+            let Some(sel) = s.pointer("/spec/selector") else {
+                continue;
+            };
             let chosen: Vec<&&Value> = ready.iter().filter(|p| labels_match(sel, p)).collect();
             for p in &chosen {
-                let image = p.pointer("/spec/containers/0/image").and_then(Value::as_str).unwrap_or_default();
+                let image = p
+                    .pointer("/spec/containers/0/image")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let tag = image_tag(image);
                 let names = version_names(p);
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -313,7 +371,8 @@ fn step(sb: &Sandbox, st: &mut State, second: i64) {
                         200
                     };
                     *counters.by_code.entry(code).or_insert(0.0) += 1.0;
-                    let latency = (prof.median.ln() + 0.5 * normal(&mut rng)).exp() + t.extra_latency;
+                    let latency =
+                        (prof.median.ln() + 0.5 * normal(&mut rng)).exp() + t.extra_latency;
                     for (i, le) in BUCKETS.iter().enumerate() {
                         if latency <= *le {
                             hist.buckets[i] += 1.0;
@@ -328,7 +387,7 @@ fn step(sb: &Sandbox, st: &mut State, second: i64) {
     }
     // Pods that are gone (or no longer Ready for long) keep their last values until removed
     // from the cluster; deleted pods' series end.
-    let (all_pods_exist, _) = (|| {
+    let (all_pods_exist, _) = {
         let mut set = HashMap::new();
         for ns in nss.iter().map(|n| name_of(n).to_string()) {
             for p in sb.store.list(pods(), Some(&ns)).0 {
@@ -336,12 +395,14 @@ fn step(sb: &Sandbox, st: &mut State, second: i64) {
             }
         }
         (set, ())
-    })();
-    st.pods.retain(|k, _| alive.contains_key(k) || all_pods_exist.contains_key(k));
+    };
+    st.pods
+        .retain(|k, _| alive.contains_key(k) || all_pods_exist.contains_key(k));
     let live_versions: HashMap<(String, String, String), ()> = st
         .pods
         .values()
         .map(|c| ((c.namespace.clone(), c.app.clone(), c.version.clone()), ()))
         .collect();
-    st.hists.retain(|k, _| alive_versions.contains_key(k) || live_versions.contains_key(k));
+    st.hists
+        .retain(|k, _| alive_versions.contains_key(k) || live_versions.contains_key(k));
 }

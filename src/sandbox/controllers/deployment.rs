@@ -10,7 +10,7 @@ use super::super::clock::{format_time, parse_time};
 use super::super::selector::LabelSelector;
 use super::super::store::{WriteOpts, meta_str, metadata_mut, name_of};
 use super::{
-    annotation, controller_uid, deployments, emit_event, i64_at, int_or_percent, log_err,
+    Note, annotation, controller_uid, deployments, emit_event, i64_at, int_or_percent, log_err,
     owner_ref, replicasets, revision, template_hash, template_without_hash, uid_of,
 };
 
@@ -47,9 +47,9 @@ pub fn reconcile(sb: &Sandbox, ns: &str, d: &Value, now: Timestamp) {
         .unwrap_or(1);
     let paused = d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
     let max_rev = owned.iter().map(revision).max().unwrap_or(0);
-    let new_idx = owned
-        .iter()
-        .position(|rs| rs.pointer("/spec/template").map(template_without_hash) == Some(template.clone()));
+    let new_idx = owned.iter().position(|rs| {
+        rs.pointer("/spec/template").map(template_without_hash) == Some(template.clone())
+    });
 
     // A paused Deployment does not roll out; it only reports status.
     if paused {
@@ -64,10 +64,16 @@ pub fn reconcile(sb: &Sandbox, ns: &str, d: &Value, now: Timestamp) {
             let rev = revision(&owned[i]);
             if rev < max_rev || annotations_out_of_sync(d, &owned[i]) {
                 let target_rev = if rev < max_rev { max_rev + 1 } else { rev };
-                let updated = sb.store.modify(replicasets(), ns, name_of(&owned[i]).to_string().as_str(), &WriteOpts::controller(MANAGER), |rs| {
-                    set_rs_annotations(rs, d, target_rev, rev, replicas);
-                    Ok(())
-                });
+                let updated = sb.store.modify(
+                    replicasets(),
+                    ns,
+                    name_of(&owned[i]).to_string().as_str(),
+                    &WriteOpts::controller(MANAGER),
+                    |rs| {
+                        set_rs_annotations(rs, d, target_rev, rev, replicas);
+                        Ok(())
+                    },
+                );
                 if let Ok(u) = updated {
                     owned[i] = (*u).clone();
                     progressed = true;
@@ -90,14 +96,20 @@ pub fn reconcile(sb: &Sandbox, ns: &str, d: &Value, now: Timestamp) {
         if annotation(d, REV) != Some(rev.as_str()) {
             log_err(
                 "set deployment revision",
-                sb.store.modify(deployments(), ns, &name, &WriteOpts::controller(MANAGER), |o| {
-                    let meta = metadata_mut(o);
-                    let ann = meta.entry("annotations").or_insert_with(|| json!({}));
-                    if let Some(a) = ann.as_object_mut() {
-                        a.insert(REV.into(), json!(rev));
-                    }
-                    Ok(())
-                }),
+                sb.store.modify(
+                    deployments(),
+                    ns,
+                    &name,
+                    &WriteOpts::controller(MANAGER),
+                    |o| {
+                        let meta = metadata_mut(o);
+                        let ann = meta.entry("annotations").or_insert_with(|| json!({}));
+                        if let Some(a) = ann.as_object_mut() {
+                            a.insert(REV.into(), json!(rev));
+                        }
+                        Ok(())
+                    },
+                ),
             );
         }
     }
@@ -111,7 +123,11 @@ pub fn reconcile(sb: &Sandbox, ns: &str, d: &Value, now: Timestamp) {
         rollout_rolling(sb, ns, d, &mut owned, new_i, replicas, now)
     };
     cleanup_history(sb, ns, d, &owned, new_i);
-    let progress = if progressed || scaled { Progress::Moved } else { Progress::Observe };
+    let progress = if progressed || scaled {
+        Progress::Moved
+    } else {
+        Progress::Observe
+    };
     sync_status(sb, ns, d, &owned, Some(new_i), now, progress);
 }
 
@@ -134,12 +150,23 @@ fn copied_annotations(d: &Value) -> Map<String, Value> {
 
 /// `desired-replicas` and `max-replicas`, which every scaling updates.
 fn set_replicas_annotations(rs: &mut Value, d: &Value, replicas: i64) {
-    let max_surge = int_or_percent(d.pointer("/spec/strategy/rollingUpdate/maxSurge"), replicas, true, "25%");
+    let max_surge = int_or_percent(
+        d.pointer("/spec/strategy/rollingUpdate/maxSurge"),
+        replicas,
+        true,
+        "25%",
+    );
     let meta = metadata_mut(rs);
     let ann = meta.entry("annotations").or_insert_with(|| json!({}));
     if let Some(a) = ann.as_object_mut() {
-        a.insert("deployment.kubernetes.io/desired-replicas".into(), json!(replicas.to_string()));
-        a.insert("deployment.kubernetes.io/max-replicas".into(), json!((replicas + max_surge).to_string()));
+        a.insert(
+            "deployment.kubernetes.io/desired-replicas".into(),
+            json!(replicas.to_string()),
+        );
+        a.insert(
+            "deployment.kubernetes.io/max-replicas".into(),
+            json!((replicas + max_surge).to_string()),
+        );
     }
 }
 
@@ -193,7 +220,10 @@ fn create_rs(
             m.insert("pod-template-hash".into(), json!(hash));
         }
     }
-    let mut labels = tpl.pointer("/metadata/labels").cloned().unwrap_or(json!({}));
+    let mut labels = tpl
+        .pointer("/metadata/labels")
+        .cloned()
+        .unwrap_or(json!({}));
     if let Some(l) = labels.as_object_mut() {
         sort_map(l);
     }
@@ -210,7 +240,10 @@ fn create_rs(
     });
     let _ = owned;
     set_rs_annotations(&mut rs, d, rev, 0, replicas);
-    match sb.store.create(replicasets(), ns, rs, &WriteOpts::controller(MANAGER)) {
+    match sb
+        .store
+        .create(replicasets(), ns, rs, &WriteOpts::controller(MANAGER))
+    {
         Ok(created) => {
             let _ = now;
             Some((*created).clone())
@@ -244,27 +277,31 @@ fn scale_rs(sb: &Sandbox, ns: &str, d: &Value, rs: &mut Value, to: i64, now: Tim
     }
     let rs_name = name_of(rs).to_string();
     let replicas = i64_at(d, "/spec/replicas");
-    let res = sb.store.modify(replicasets(), ns, &rs_name, &WriteOpts::controller(MANAGER), |o| {
-        if let Some(spec) = o.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.insert("replicas".into(), json!(to));
-        }
-        set_replicas_annotations(o, d, replicas);
-        Ok(())
-    });
+    let res = sb.store.modify(
+        replicasets(),
+        ns,
+        &rs_name,
+        &WriteOpts::controller(MANAGER),
+        |o| {
+            if let Some(spec) = o.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.insert("replicas".into(), json!(to));
+            }
+            set_replicas_annotations(o, d, replicas);
+            Ok(())
+        },
+    );
     match res {
         Ok(u) => {
             *rs = (*u).clone();
             let dir = if to > from { "up" } else { "down" };
             emit_event(
                 sb,
-                ns,
                 d,
-                "Deployment",
-                "apps/v1",
-                "ScalingReplicaSet",
-                &format!("Scaled {dir} replica set {rs_name} to {to} from {from}"),
-                "Normal",
-                MANAGER,
+                Note::normal(
+                    MANAGER,
+                    "ScalingReplicaSet",
+                    format!("Scaled {dir} replica set {rs_name} to {to} from {from}"),
+                ),
                 now,
             );
             true
@@ -276,11 +313,19 @@ fn scale_rs(sb: &Sandbox, ns: &str, d: &Value, rs: &mut Value, to: i64, now: Tim
     }
 }
 
-fn rollout_recreate(sb: &Sandbox, ns: &str, d: &Value, owned: &mut [Value], new_i: usize, replicas: i64, now: Timestamp) -> bool {
+fn rollout_recreate(
+    sb: &Sandbox,
+    ns: &str,
+    d: &Value,
+    owned: &mut [Value],
+    new_i: usize,
+    replicas: i64,
+    now: Timestamp,
+) -> bool {
     let mut changed = false;
-    for i in 0..owned.len() {
-        if i != new_i && spec_replicas(&owned[i]) > 0 {
-            changed |= scale_rs(sb, ns, d, &mut owned[i], 0, now);
+    for (i, rs) in owned.iter_mut().enumerate() {
+        if i != new_i && spec_replicas(rs) > 0 {
+            changed |= scale_rs(sb, ns, d, rs, 0, now);
         }
     }
     let old_pods: i64 = owned
@@ -295,9 +340,27 @@ fn rollout_recreate(sb: &Sandbox, ns: &str, d: &Value, owned: &mut [Value], new_
     changed
 }
 
-fn rollout_rolling(sb: &Sandbox, ns: &str, d: &Value, owned: &mut [Value], new_i: usize, replicas: i64, now: Timestamp) -> bool {
-    let surge = int_or_percent(d.pointer("/spec/strategy/rollingUpdate/maxSurge"), replicas, true, "25%");
-    let mut unavailable = int_or_percent(d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"), replicas, false, "25%");
+fn rollout_rolling(
+    sb: &Sandbox,
+    ns: &str,
+    d: &Value,
+    owned: &mut [Value],
+    new_i: usize,
+    replicas: i64,
+    now: Timestamp,
+) -> bool {
+    let surge = int_or_percent(
+        d.pointer("/spec/strategy/rollingUpdate/maxSurge"),
+        replicas,
+        true,
+        "25%",
+    );
+    let mut unavailable = int_or_percent(
+        d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"),
+        replicas,
+        false,
+        "25%",
+    );
     if surge == 0 && unavailable == 0 {
         unavailable = 1;
     }
@@ -322,7 +385,11 @@ fn rollout_rolling(sb: &Sandbox, ns: &str, d: &Value, owned: &mut [Value], new_i
         return changed;
     }
     let mut order: Vec<usize> = (0..owned.len()).filter(|i| *i != new_i).collect();
-    order.sort_by_key(|i| meta_str(&owned[*i], "creationTimestamp").unwrap_or_default().to_string());
+    order.sort_by_key(|i| {
+        meta_str(&owned[*i], "creationTimestamp")
+            .unwrap_or_default()
+            .to_string()
+    });
     for &i in &order {
         let unhealthy = (spec_replicas(&owned[i]) - available(&owned[i])).max(0);
         let cut = unhealthy.min(budget);
@@ -358,7 +425,9 @@ fn cleanup_history(sb: &Sandbox, ns: &str, d: &Value, owned: &[Value], new_i: us
     let mut old: Vec<&Value> = owned
         .iter()
         .enumerate()
-        .filter(|(i, rs)| *i != new_i && spec_replicas(rs) == 0 && i64_at(rs, "/status/replicas") == 0)
+        .filter(|(i, rs)| {
+            *i != new_i && spec_replicas(rs) == 0 && i64_at(rs, "/status/replicas") == 0
+        })
         .map(|(_, rs)| rs)
         .collect();
     if old.len() <= limit {
@@ -368,7 +437,8 @@ fn cleanup_history(sb: &Sandbox, ns: &str, d: &Value, owned: &[Value], new_i: us
     for rs in &old[..old.len() - limit] {
         log_err(
             "delete old replicaset",
-            sb.store.delete(replicasets(), ns, name_of(rs), None, None, false),
+            sb.store
+                .delete(replicasets(), ns, name_of(rs), None, None, false),
         );
     }
 }
@@ -379,7 +449,14 @@ enum Progress {
     Observe,
 }
 
-fn condition(type_: &str, status: &str, reason: &str, message: &str, update: &str, transition: &str) -> Value {
+fn condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    update: &str,
+    transition: &str,
+) -> Value {
     json!({
         "type": type_, "status": status, "lastUpdateTime": update,
         "lastTransitionTime": transition, "reason": reason, "message": message
@@ -393,18 +470,47 @@ fn find_condition<'a>(d: &'a Value, type_: &str) -> Option<&'a Value> {
         .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
 }
 
-fn sync_status(sb: &Sandbox, ns: &str, d: &Value, owned: &[Value], new_i: Option<usize>, now: Timestamp, progress: Progress) {
+fn sync_status(
+    sb: &Sandbox,
+    ns: &str,
+    d: &Value,
+    owned: &[Value],
+    new_i: Option<usize>,
+    now: Timestamp,
+    progress: Progress,
+) {
     let t = format_time(now);
-    let replicas = d.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+    let replicas = d
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
     let sum = |p: &str| owned.iter().map(|rs| i64_at(rs, p)).sum::<i64>();
     let status_replicas = sum("/status/replicas");
-    let updated = new_i.map(|i| i64_at(&owned[i], "/status/replicas")).unwrap_or(0);
+    let updated = new_i
+        .map(|i| i64_at(&owned[i], "/status/replicas"))
+        .unwrap_or(0);
     let ready = sum("/status/readyReplicas");
     let avail = sum("/status/availableReplicas");
     let unavailable_budget = {
-        let surge = int_or_percent(d.pointer("/spec/strategy/rollingUpdate/maxSurge"), replicas, true, "25%");
-        let u = int_or_percent(d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"), replicas, false, "25%");
-        if d.pointer("/spec/strategy/type").and_then(Value::as_str) == Some("Recreate") { replicas } else if surge == 0 && u == 0 { 1 } else { u }
+        let surge = int_or_percent(
+            d.pointer("/spec/strategy/rollingUpdate/maxSurge"),
+            replicas,
+            true,
+            "25%",
+        );
+        let u = int_or_percent(
+            d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"),
+            replicas,
+            false,
+            "25%",
+        );
+        if d.pointer("/spec/strategy/type").and_then(Value::as_str) == Some("Recreate") {
+            replicas
+        } else if surge == 0 && u == 0 {
+            1
+        } else {
+            u
+        }
     };
     let old_status = d.get("status").cloned().unwrap_or(json!({}));
     // Progress as the real controller counts it: more updated/ready/available, fewer old.
@@ -413,15 +519,26 @@ fn sync_status(sb: &Sandbox, ns: &str, d: &Value, owned: &[Value], new_i: Option
         || ready > was("readyReplicas")
         || avail > was("availableReplicas")
         || status_replicas - updated < was("replicas") - was("updatedReplicas");
-    let rs_name = new_i.map(|i| name_of(&owned[i]).to_string()).unwrap_or_default();
-    let complete = updated == replicas && avail == replicas && status_replicas == replicas && new_i.is_some();
+    let rs_name = new_i
+        .map(|i| name_of(&owned[i]).to_string())
+        .unwrap_or_default();
+    let complete =
+        updated == replicas && avail == replicas && status_replicas == replicas && new_i.is_some();
 
     // Available.
     let prev_avail = find_condition(d, "Available");
     let (a_status, a_reason, a_msg) = if avail >= replicas - unavailable_budget {
-        ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
+        (
+            "True",
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.",
+        )
     } else {
-        ("False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.")
+        (
+            "False",
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.",
+        )
     };
     let available_cond = match prev_avail {
         Some(c) if c.get("status").and_then(Value::as_str) == Some(a_status) => c.clone(),
@@ -430,49 +547,116 @@ fn sync_status(sb: &Sandbox, ns: &str, d: &Value, owned: &[Value], new_i: Option
 
     // Progressing.
     let prev = find_condition(d, "Progressing");
-    let prev_reason = prev.and_then(|c| c.get("reason")).and_then(Value::as_str).unwrap_or_default();
-    let prev_status = prev.and_then(|c| c.get("status")).and_then(Value::as_str).unwrap_or_default();
-    let prev_transition = prev.and_then(|c| c.get("lastTransitionTime")).and_then(Value::as_str).unwrap_or(&t).to_string();
-    let keep = |status: &str| if prev_status == status { prev_transition.clone() } else { t.clone() };
-    let deadline = d.pointer("/spec/progressDeadlineSeconds").and_then(Value::as_i64);
+    let prev_reason = prev
+        .and_then(|c| c.get("reason"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let prev_status = prev
+        .and_then(|c| c.get("status"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let prev_transition = prev
+        .and_then(|c| c.get("lastTransitionTime"))
+        .and_then(Value::as_str)
+        .unwrap_or(&t)
+        .to_string();
+    let keep = |status: &str| {
+        if prev_status == status {
+            prev_transition.clone()
+        } else {
+            t.clone()
+        }
+    };
+    let deadline = d
+        .pointer("/spec/progressDeadlineSeconds")
+        .and_then(Value::as_i64);
     let progressing_cond = match progress {
         Progress::Paused => {
             if prev_reason == "DeploymentPaused" {
                 prev.cloned()
             } else {
-                Some(condition("Progressing", "Unknown", "DeploymentPaused", "Deployment is paused", &t, &keep("Unknown")))
+                Some(condition(
+                    "Progressing",
+                    "Unknown",
+                    "DeploymentPaused",
+                    "Deployment is paused",
+                    &t,
+                    &keep("Unknown"),
+                ))
             }
         }
         _ if complete => {
             if prev_reason == "NewReplicaSetAvailable" {
                 prev.cloned()
             } else {
-                Some(condition("Progressing", "True", "NewReplicaSetAvailable", &format!("ReplicaSet \"{rs_name}\" has successfully progressed."), &t, &keep("True")))
+                Some(condition(
+                    "Progressing",
+                    "True",
+                    "NewReplicaSetAvailable",
+                    &format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
+                    &t,
+                    &keep("True"),
+                ))
             }
         }
-        _ if prev_reason == "DeploymentPaused" => Some(condition("Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed", &t, &keep("Unknown"))),
+        _ if prev_reason == "DeploymentPaused" => Some(condition(
+            "Progressing",
+            "Unknown",
+            "DeploymentResumed",
+            "Deployment is resumed",
+            &t,
+            &keep("Unknown"),
+        )),
         Progress::Moved => {
             let (reason, msg) = if prev.is_none() || prev_reason == "NewReplicaSetAvailable" {
-                ("NewReplicaSetCreated", format!("Created new replica set \"{rs_name}\""))
+                (
+                    "NewReplicaSetCreated",
+                    format!("Created new replica set \"{rs_name}\""),
+                )
             } else {
-                ("ReplicaSetUpdated", format!("ReplicaSet \"{rs_name}\" is progressing."))
+                (
+                    "ReplicaSetUpdated",
+                    format!("ReplicaSet \"{rs_name}\" is progressing."),
+                )
             };
-            Some(condition("Progressing", "True", reason, &msg, &t, &keep("True")))
+            Some(condition(
+                "Progressing",
+                "True",
+                reason,
+                &msg,
+                &t,
+                &keep("True"),
+            ))
         }
-        Progress::Observe if numbers_moved => {
-            Some(condition("Progressing", "True", "ReplicaSetUpdated", &format!("ReplicaSet \"{rs_name}\" is progressing."), &t, &keep("True")))
-        }
+        Progress::Observe if numbers_moved => Some(condition(
+            "Progressing",
+            "True",
+            "ReplicaSetUpdated",
+            &format!("ReplicaSet \"{rs_name}\" is progressing."),
+            &t,
+            &keep("True"),
+        )),
         Progress::Observe => {
             let last_update = prev
                 .and_then(|c| c.get("lastUpdateTime"))
                 .and_then(Value::as_str)
                 .and_then(parse_time);
             let exceeded = match (deadline, last_update) {
-                (Some(secs), Some(lu)) => prev_reason != "ProgressDeadlineExceeded" && now > lu + SignedDuration::from_secs(secs),
+                (Some(secs), Some(lu)) => {
+                    prev_reason != "ProgressDeadlineExceeded"
+                        && now > lu + SignedDuration::from_secs(secs)
+                }
                 _ => false,
             };
             if exceeded {
-                let c = condition("Progressing", "False", "ProgressDeadlineExceeded", &format!("ReplicaSet \"{rs_name}\" has timed out progressing."), &t, &t);
+                let c = condition(
+                    "Progressing",
+                    "False",
+                    "ProgressDeadlineExceeded",
+                    &format!("ReplicaSet \"{rs_name}\" has timed out progressing."),
+                    &t,
+                    &t,
+                );
                 Some(c)
             } else {
                 prev.cloned()
@@ -480,7 +664,10 @@ fn sync_status(sb: &Sandbox, ns: &str, d: &Value, owned: &[Value], new_i: Option
         }
     };
     let mut status = Map::new();
-    status.insert("observedGeneration".into(), json!(i64_at(d, "/metadata/generation")));
+    status.insert(
+        "observedGeneration".into(),
+        json!(i64_at(d, "/metadata/generation")),
+    );
     status.insert("replicas".into(), json!(status_replicas));
     status.insert("updatedReplicas".into(), json!(updated));
     status.insert("readyReplicas".into(), json!(ready));
@@ -503,16 +690,18 @@ fn sync_status(sb: &Sandbox, ns: &str, d: &Value, owned: &[Value], new_i: Option
     let name = name_of(d).to_string();
     log_err(
         "deployment status",
-        sb.store.modify(deployments(), ns, &name, &WriteOpts::status(MANAGER), |o| {
-            if let Some(m) = o.as_object_mut() {
-                m.insert("status".into(), status);
-            }
-            Ok(())
-        }),
+        sb.store
+            .modify(deployments(), ns, &name, &WriteOpts::status(MANAGER), |o| {
+                if let Some(m) = o.as_object_mut() {
+                    m.insert("status".into(), status);
+                }
+                Ok(())
+            }),
     );
 }
 
 /// The ReplicaSet selector of a Deployment as a label selector (for listing its pods).
 pub fn selector_of(d: &Value) -> Option<LabelSelector> {
-    d.pointer("/spec/selector").and_then(LabelSelector::from_label_selector_object)
+    d.pointer("/spec/selector")
+        .and_then(LabelSelector::from_label_selector_object)
 }

@@ -8,10 +8,10 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 
 use super::super::Sandbox;
-use super::super::faults::{Fault, FaultKind, version_names};
 use super::super::clock::{format_time, parse_time};
+use super::super::faults::{Fault, FaultKind, version_names};
 use super::super::store::{WriteOpts, meta_str, name_of};
-use super::{NODE_NAME, emit_event, log_err, pods};
+use super::{NODE_NAME, Note, emit_event, log_err, pods};
 
 const MANAGER: &str = "kubelet";
 /// Seconds from creation to the container starting (pull + create).
@@ -53,8 +53,15 @@ fn secs(n: i64) -> SignedDuration {
 
 /// Periods during which the container crashes whenever it runs: a bad image always, a
 /// crash-loop fault while it lasts.
-fn crash_windows(container: &Value, faults: &[Fault], first_start: Timestamp) -> Vec<(Timestamp, Option<Timestamp>)> {
-    let image = container.get("image").and_then(Value::as_str).unwrap_or_default();
+fn crash_windows(
+    container: &Value,
+    faults: &[Fault],
+    first_start: Timestamp,
+) -> Vec<(Timestamp, Option<Timestamp>)> {
+    let image = container
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let mut w: Vec<(Timestamp, Option<Timestamp>)> = faults
         .iter()
         .filter(|f| f.kind == FaultKind::CrashLoop)
@@ -72,13 +79,19 @@ fn crash_of(start: Timestamp, windows: &[(Timestamp, Option<Timestamp>)]) -> Opt
         .iter()
         .filter_map(|(ws, we)| {
             let from = start.max(*ws);
-            we.is_none_or(|e| from < e).then(|| from + secs(CRASH_AFTER))
+            we.is_none_or(|e| from < e)
+                .then(|| from + secs(CRASH_AFTER))
         })
         .min()
 }
 
 /// A container's state at `now`, given the pod's creation time and the faults aimed at it.
-pub fn timeline(created: Timestamp, container: &Value, now: Timestamp, faults: &[Fault]) -> Timeline {
+pub fn timeline(
+    created: Timestamp,
+    container: &Value,
+    now: Timestamp,
+    faults: &[Fault],
+) -> Timeline {
     let first_start = created + secs(START_DELAY);
     if now < first_start {
         return Timeline {
@@ -91,13 +104,19 @@ pub fn timeline(created: Timestamp, container: &Value, now: Timestamp, faults: &
         };
     }
     let windows = crash_windows(container, faults, first_start);
-    let mut run = Run { start: first_start, end: None };
+    let mut run = Run {
+        start: first_start,
+        end: None,
+    };
     let mut previous = None;
     let mut restarts = 0;
     loop {
         match crash_of(run.start, &windows) {
             Some(crash) if crash <= now => {
-                let ended = Run { start: run.start, end: Some(crash) };
+                let ended = Run {
+                    start: run.start,
+                    end: Some(crash),
+                };
                 restarts += 1;
                 let backoff = (10_i64 << (restarts - 1).min(5)).min(300);
                 let next = crash + secs(backoff);
@@ -112,7 +131,10 @@ pub fn timeline(created: Timestamp, container: &Value, now: Timestamp, faults: &
                     };
                 }
                 previous = Some(ended);
-                run = Run { start: next, end: None };
+                run = Run {
+                    start: next,
+                    end: None,
+                };
             }
             _ => break,
         }
@@ -123,10 +145,10 @@ pub fn timeline(created: Timestamp, container: &Value, now: Timestamp, faults: &
         .unwrap_or(0) as f64;
     // A slow rollout holds back pods created while it lasts.
     for f in faults {
-        if let FaultKind::SlowRollout(extra) = f.kind {
-            if f.active_at(created) {
-                delay += extra;
-            }
+        if let FaultKind::SlowRollout(extra) = f.kind
+            && f.active_at(created)
+        {
+            delay += extra;
         }
     }
     let readiness_fails = faults
@@ -145,14 +167,19 @@ pub fn timeline(created: Timestamp, container: &Value, now: Timestamp, faults: &
 /// The faults aimed at a pod (all of them, active or not: its history depends on them).
 pub fn pod_faults(sb: &Sandbox, p: &Value) -> Vec<Fault> {
     let ns = meta_str(p, "namespace").unwrap_or_default();
-    let app = p.pointer("/metadata/labels/app").and_then(Value::as_str).unwrap_or_default();
+    let app = p
+        .pointer("/metadata/labels/app")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let names = version_names(p);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     sb.faults.for_pod(ns, app, &names)
 }
 
 fn pod_ip(uid: &str) -> String {
-    let h = uid.bytes().fold(7u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let h = uid
+        .bytes()
+        .fold(7u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
     format!("10.244.{}.{}", (h >> 8) % 250, h % 250 + 2)
 }
 
@@ -161,12 +188,14 @@ fn cond(type_: &str, ok: bool, prev: &Value, t: &str, reason: Option<&str>) -> V
     let prev_c = prev
         .pointer("/status/conditions")
         .and_then(Value::as_array)
-        .and_then(|cs| cs.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(type_)));
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some(type_))
+        });
     let transition = match prev_c {
-        Some(c) if c.get("status").and_then(Value::as_str) == Some(status) => c
-            .get("lastTransitionTime")
-            .cloned()
-            .unwrap_or(json!(t)),
+        Some(c) if c.get("status").and_then(Value::as_str) == Some(status) => {
+            c.get("lastTransitionTime").cloned().unwrap_or(json!(t))
+        }
         _ => json!(t),
     };
     let mut m = Map::new();
@@ -198,14 +227,29 @@ pub fn reconcile(sb: &Sandbox, ns: &str, p: &Value, now: Timestamp) {
         return;
     }
     if p.pointer("/spec/nodeName").is_none() {
-        let r = sb.store.modify(pods(), ns, &name, &WriteOpts::controller("kube-scheduler"), |o| {
-            if let Some(spec) = o.get_mut("spec").and_then(Value::as_object_mut) {
-                spec.insert("nodeName".into(), json!(NODE_NAME));
-            }
-            Ok(())
-        });
+        let r = sb.store.modify(
+            pods(),
+            ns,
+            &name,
+            &WriteOpts::controller("kube-scheduler"),
+            |o| {
+                if let Some(spec) = o.get_mut("spec").and_then(Value::as_object_mut) {
+                    spec.insert("nodeName".into(), json!(NODE_NAME));
+                }
+                Ok(())
+            },
+        );
         if r.is_ok() {
-            emit_event(sb, ns, p, "Pod", "v1", "Scheduled", &format!("Successfully assigned {ns}/{name} to {NODE_NAME}"), "Normal", "default-scheduler", now);
+            emit_event(
+                sb,
+                p,
+                Note::normal(
+                    "default-scheduler",
+                    "Scheduled",
+                    format!("Successfully assigned {ns}/{name} to {NODE_NAME}"),
+                ),
+                now,
+            );
         }
         log_err("schedule pod", r);
         return;
@@ -217,18 +261,24 @@ pub fn reconcile(sb: &Sandbox, ns: &str, p: &Value, now: Timestamp) {
     announce(sb, ns, p, &status, now);
     log_err(
         "pod status",
-        sb.store.modify(pods(), ns, &name, &WriteOpts::status(MANAGER), |o| {
-            if let Some(m) = o.as_object_mut() {
-                m.insert("status".into(), status);
-            }
-            Ok(())
-        }),
+        sb.store
+            .modify(pods(), ns, &name, &WriteOpts::status(MANAGER), |o| {
+                if let Some(m) = o.as_object_mut() {
+                    m.insert("status".into(), status);
+                }
+                Ok(())
+            }),
     );
 }
 
 /// Events a kubelet posts on transitions: Pulled/Created/Started, BackOff.
 fn announce(sb: &Sandbox, ns: &str, p: &Value, new: &Value, now: Timestamp) {
-    let statuses = |v: &Value| v.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
+    let statuses = |v: &Value| {
+        v.pointer("/status/containerStatuses")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
     let old = statuses(p);
     for c in statuses(new) {
         let cname = c.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -238,16 +288,49 @@ fn announce(sb: &Sandbox, ns: &str, p: &Value, new: &Value, now: Timestamp) {
         if started_now.is_some() && started_now != started_before {
             let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
             if prev.and_then(|o| o.get("restartCount")) == c.get("restartCount") {
-                emit_event(sb, ns, p, "Pod", "v1", "Pulled", &format!("Container image \"{image}\" already present on machine"), "Normal", MANAGER, now);
+                emit_event(
+                    sb,
+                    p,
+                    Note::normal(
+                        MANAGER,
+                        "Pulled",
+                        format!("Container image \"{image}\" already present on machine"),
+                    ),
+                    now,
+                );
             }
-            emit_event(sb, ns, p, "Pod", "v1", "Created", &format!("Created container {cname}"), "Normal", MANAGER, now);
-            emit_event(sb, ns, p, "Pod", "v1", "Started", &format!("Started container {cname}"), "Normal", MANAGER, now);
+            emit_event(
+                sb,
+                p,
+                Note::normal(MANAGER, "Created", format!("Created container {cname}")),
+                now,
+            );
+            emit_event(
+                sb,
+                p,
+                Note::normal(MANAGER, "Started", format!("Started container {cname}")),
+                now,
+            );
         }
         let waiting = c.pointer("/state/waiting/reason").and_then(Value::as_str);
-        let waiting_before = prev.and_then(|o| o.pointer("/state/waiting/reason")).and_then(Value::as_str);
+        let waiting_before = prev
+            .and_then(|o| o.pointer("/state/waiting/reason"))
+            .and_then(Value::as_str);
         if waiting == Some("CrashLoopBackOff") && waiting_before != Some("CrashLoopBackOff") {
             let pod = name_of(p);
-            emit_event(sb, ns, p, "Pod", "v1", "BackOff", &format!("Back-off restarting failed container {cname} in pod {pod}_{ns}({})", super::uid_of(p)), "Warning", MANAGER, now);
+            emit_event(
+                sb,
+                p,
+                Note::warning(
+                    MANAGER,
+                    "BackOff",
+                    format!(
+                        "Back-off restarting failed container {cname} in pod {pod}_{ns}({})",
+                        super::uid_of(p)
+                    ),
+                ),
+                now,
+            );
         }
     }
 }
@@ -255,7 +338,11 @@ fn announce(sb: &Sandbox, ns: &str, p: &Value, new: &Value, now: Timestamp) {
 /// The status a kubelet would report for `p` at `now`.
 pub fn pod_status(p: &Value, created: Timestamp, now: Timestamp, faults: &[Fault]) -> Value {
     let t0 = format_time(created);
-    let containers = p.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default();
+    let containers = p
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut statuses = Vec::new();
     let mut all_ready = !containers.is_empty();
     let mut any_started = false;
@@ -280,7 +367,9 @@ pub fn pod_status(p: &Value, created: Timestamp, now: Timestamp, faults: &[Fault
             }
         };
         let last_state = match last_terminated.and_then(|r| r.end.map(|e| (r.start, e))) {
-            Some((s, f)) => json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": format_time(s), "finishedAt": format_time(f), "containerID": format!("sandbox://{}/{cname}/{}", super::uid_of(p), tl.restarts - 1)}}),
+            Some((s, f)) => {
+                json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": format_time(s), "finishedAt": format_time(f), "containerID": format!("sandbox://{}/{cname}/{}", super::uid_of(p), tl.restarts - 1)}})
+            }
             None => json!({}),
         };
         let mut m = Map::new();
@@ -292,7 +381,14 @@ pub fn pod_status(p: &Value, created: Timestamp, now: Timestamp, faults: &[Fault
         m.insert("image".into(), json!(image));
         if started_at.is_some() {
             m.insert("imageID".into(), json!(format!("sandbox://{image}")));
-            m.insert("containerID".into(), json!(format!("sandbox://{}/{cname}/{}", super::uid_of(p), tl.restarts)));
+            m.insert(
+                "containerID".into(),
+                json!(format!(
+                    "sandbox://{}/{cname}/{}",
+                    super::uid_of(p),
+                    tl.restarts
+                )),
+            );
         }
         m.insert("started".into(), json!(tl.running));
         statuses.push(Value::Object(m));
@@ -321,7 +417,9 @@ pub fn pod_status(p: &Value, created: Timestamp, now: Timestamp, faults: &[Fault
     s.insert("containerStatuses".into(), Value::Array(statuses));
     s.insert(
         "qosClass".into(),
-        p.pointer("/status/qosClass").cloned().unwrap_or(json!("BestEffort")),
+        p.pointer("/status/qosClass")
+            .cloned()
+            .unwrap_or(json!("BestEffort")),
     );
     Value::Object(s)
 }

@@ -7,7 +7,10 @@ use serde_json::{Map, Value, json};
 use super::super::Sandbox;
 use super::super::clock::format_time;
 use super::super::store::{WriteOpts, meta_str, name_of};
-use super::{controller_uid, emit_event, i64_at, log_err, owner_ref, pod_ready, pods, replicasets, uid_of};
+use super::{
+    Note, controller_uid, emit_event, i64_at, log_err, owner_ref, pod_ready, pods, replicasets,
+    uid_of,
+};
 
 const MANAGER: &str = "replicaset-controller";
 
@@ -22,7 +25,11 @@ pub fn reconcile(sb: &Sandbox, ns: &str, rs: &Value, now: Timestamp) {
         .map(|p| p.as_ref())
         .filter(|p| controller_uid(p) == Some(uid) && meta_str(p, "deletionTimestamp").is_none())
         .collect();
-    let want = rs.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1).max(0) as usize;
+    let want = rs
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
+        .max(0) as usize;
     if live.len() < want {
         for _ in live.len()..want {
             create_pod(sb, ns, rs, now);
@@ -39,12 +46,28 @@ pub fn reconcile(sb: &Sandbox, ns: &str, rs: &Value, now: Timestamp) {
             } else {
                 3
             };
-            (rank, std::cmp::Reverse(meta_str(p, "creationTimestamp").unwrap_or_default().to_string()))
+            (
+                rank,
+                std::cmp::Reverse(
+                    meta_str(p, "creationTimestamp")
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
+            )
         });
         for p in live.iter().take(live.len() - want) {
             let name = name_of(p).to_string();
-            if sb.store.delete(pods(), ns, &name, None, None, false).is_ok() {
-                emit_event(sb, ns, rs, "ReplicaSet", "apps/v1", "SuccessfulDelete", &format!("Deleted pod: {name}"), "Normal", MANAGER, now);
+            if sb
+                .store
+                .delete(pods(), ns, &name, None, None, false)
+                .is_ok()
+            {
+                emit_event(
+                    sb,
+                    rs,
+                    Note::normal(MANAGER, "SuccessfulDelete", format!("Deleted pod: {name}")),
+                    now,
+                );
             }
         }
         live.truncate(want);
@@ -63,14 +86,31 @@ fn create_pod(sb: &Sandbox, ns: &str, rs: &Value, now: Timestamp) {
     if let Some(a) = tpl.pointer("/metadata/annotations") {
         meta.insert("annotations".into(), a.clone());
     }
-    meta.insert("ownerReferences".into(), owner_ref(rs, "ReplicaSet", "apps/v1"));
+    meta.insert(
+        "ownerReferences".into(),
+        owner_ref(rs, "ReplicaSet", "apps/v1"),
+    );
     let pod = json!({
         "metadata": meta,
         "spec": tpl.get("spec").cloned().unwrap_or(json!({})),
         "status": {"phase": "Pending", "qosClass": "BestEffort"},
     });
-    match sb.store.create(pods(), ns, pod, &WriteOpts::controller("kube-controller-manager")) {
-        Ok(p) => emit_event(sb, ns, rs, "ReplicaSet", "apps/v1", "SuccessfulCreate", &format!("Created pod: {}", name_of(&p)), "Normal", MANAGER, now),
+    match sb.store.create(
+        pods(),
+        ns,
+        pod,
+        &WriteOpts::controller("kube-controller-manager"),
+    ) {
+        Ok(p) => emit_event(
+            sb,
+            rs,
+            Note::normal(
+                MANAGER,
+                "SuccessfulCreate",
+                format!("Created pod: {}", name_of(&p)),
+            ),
+            now,
+        ),
         Err(e) => log_err("create pod", Err::<(), _>(e)),
     }
     let _ = format_time;
@@ -93,7 +133,10 @@ fn sync_status(sb: &Sandbox, ns: &str, rs: &Value, all: &[std::sync::Arc<Value>]
     if !status.contains_key("replicas") {
         status.insert("replicas".into(), json!(0));
     }
-    status.insert("observedGeneration".into(), json!(i64_at(rs, "/metadata/generation")));
+    status.insert(
+        "observedGeneration".into(),
+        json!(i64_at(rs, "/metadata/generation")),
+    );
     let status = Value::Object(status);
     if rs.get("status") == Some(&status) {
         return;
@@ -101,11 +144,12 @@ fn sync_status(sb: &Sandbox, ns: &str, rs: &Value, all: &[std::sync::Arc<Value>]
     let name = name_of(rs).to_string();
     log_err(
         "replicaset status",
-        sb.store.modify(replicasets(), ns, &name, &WriteOpts::status(MANAGER), |o| {
-            if let Some(m) = o.as_object_mut() {
-                m.insert("status".into(), status);
-            }
-            Ok(())
-        }),
+        sb.store
+            .modify(replicasets(), ns, &name, &WriteOpts::status(MANAGER), |o| {
+                if let Some(m) = o.as_object_mut() {
+                    m.insert("status".into(), status);
+                }
+                Ok(())
+            }),
     );
 }

@@ -691,7 +691,7 @@ impl<'a> Ev<'a> {
             groups[g].1.push((le, i));
         }
         let mut buckets = Vec::new();
-        for k in 0..self.n {
+        for (k, &qk) in q.iter().enumerate() {
             for (slot, members) in &groups {
                 buckets.clear();
                 buckets.extend(
@@ -700,7 +700,7 @@ impl<'a> Ev<'a> {
                         .filter_map(|&(le, i)| rows[i].pts[k].map(|v| (le, v))),
                 );
                 if !buckets.is_empty() {
-                    out.set(*slot, k, bucket_quantile(q[k], &mut buckets))?;
+                    out.set(*slot, k, bucket_quantile(qk, &mut buckets))?;
                 }
             }
         }
@@ -757,25 +757,8 @@ impl<'a> Ev<'a> {
                 let v = l.iter().zip(&r).map(|(&l, &r)| scalar_binop(op, l, r));
                 return Ok(Val::Scalar(v.collect()));
             }
-            (Val::Vector(rows), Val::Scalar(s)) | (Val::Scalar(s), Val::Vector(rows)) => {
-                let swap = matches!(*b.lhs.as_ref(), _ if self.is_scalar_side(&b.lhs));
-                let drop_name = kind == OpKind::Arith || rb;
-                let relabel = |l: &Labels| match drop_name {
-                    true => l.without_name(),
-                    false => l.clone(),
-                };
-                Out::map_rows(n, rows, relabel, |k, x| {
-                    let (l, r) = if swap { (s[k], x) } else { (x, s[k]) };
-                    let (v, keep) = elem_binop(op, l, r);
-                    // A comparison keeps the vector's value even when it is on the right.
-                    let v = if kind == OpKind::Comparison { x } else { v };
-                    match (rb, keep) {
-                        (true, keep) => Some(if keep { 1.0 } else { 0.0 }),
-                        (false, true) => Some(v),
-                        (false, false) => None,
-                    }
-                })?
-            }
+            (Val::Vector(rows), Val::Scalar(s)) => vector_scalar(n, op, rb, rows, &s, false)?,
+            (Val::Scalar(s), Val::Vector(rows)) => vector_scalar(n, op, rb, rows, &s, true)?,
             (Val::Vector(l), Val::Vector(r)) => match kind {
                 OpKind::Set => self.set_op(b, op, l, r)?,
                 _ => self.vector_binop(b, op, l, r)?,
@@ -787,13 +770,6 @@ impl<'a> Ev<'a> {
             }
         };
         Ok(Val::Vector(rows))
-    }
-
-    fn is_scalar_side(&self, e: &Expr) -> bool {
-        matches!(
-            e.value_type(),
-            promql_parser::parser::value::ValueType::Scalar
-        )
     }
 
     /// Arithmetic and comparison between two vectors: one-to-one, many-to-one
@@ -949,6 +925,34 @@ impl<'a> Ev<'a> {
     }
 }
 
+/// Prometheus's `VectorscalarBinop`; `swap` when the scalar is the left operand.
+fn vector_scalar(
+    n: usize,
+    op: TokenId,
+    rb: bool,
+    rows: Vec<Row>,
+    s: &[f64],
+    swap: bool,
+) -> Result<Vec<Row>, PromError> {
+    let kind = binop(op);
+    let drop_name = kind == Some(OpKind::Arith) || rb;
+    let relabel = |l: &Labels| match drop_name {
+        true => l.without_name(),
+        false => l.clone(),
+    };
+    Out::map_rows(n, rows, relabel, |k, x| {
+        let (l, r) = if swap { (s[k], x) } else { (x, s[k]) };
+        let (v, keep) = elem_binop(op, l, r);
+        // A comparison keeps the vector's value even when it is on the right.
+        let v = if kind == Some(OpKind::Comparison) { x } else { v };
+        match (rb, keep) {
+            (true, keep) => Some(if keep { 1.0 } else { 0.0 }),
+            (false, true) => Some(v),
+            (false, false) => None,
+        }
+    })
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Card {
     OneToOne,
@@ -1070,12 +1074,13 @@ impl Acc {
     }
 
     fn result(&self, op: TokenId) -> Option<f64> {
-        (self.count > 0).then(|| match op {
+        let v = match op {
             T_AVG => self.mean,
             T_COUNT => self.count as f64,
             T_GROUP => 1.0,
             _ => self.value,
-        })
+        };
+        (self.count > 0).then_some(v)
     }
 }
 

@@ -391,3 +391,137 @@ pub fn window(samples: &[(i64, f64)], start: i64, end: i64) -> &[(i64, f64)] {
     let hi = samples.partition_point(|&(t, _)| t <= end);
     &samples[lo..hi.max(lo)]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lbl(pairs: &[(&str, &str)]) -> Labels {
+        Labels::new(pairs.iter().copied())
+    }
+
+    fn names(v: &[Labels]) -> Vec<String> {
+        v.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn labels_are_sorted_deduplicated_and_drop_empty_values() {
+        let l = lbl(&[("job", "a"), ("__name__", "up"), ("job", "b"), ("x", "")]);
+        assert_eq!(l.to_string(), r#"{__name__="up", job="b"}"#);
+        assert_eq!(l.get("job"), Some("b"));
+        assert_eq!(l.get("x"), None);
+        assert_eq!(l.name(), Some("up"));
+        assert_eq!(l.without_name().to_string(), r#"{job="b"}"#);
+        assert_eq!(l.with("a", "1").to_string(), r#"{__name__="up", a="1", job="b"}"#);
+        assert_eq!(l.with("job", "").to_string(), r#"{__name__="up"}"#);
+        assert_eq!(Labels::default().to_string(), "{}");
+        assert_eq!(lbl(&[("q", "a\"b")]).to_string(), r#"{q="a\"b"}"#);
+    }
+
+    #[test]
+    fn select_applies_all_matcher_kinds_with_anchored_regexes() {
+        let mut db = Tsdb::new(3_600_000);
+        for (job, inst) in [("api", "0"), ("api", "1"), ("apiserver", "0"), ("web", "0")] {
+            let l = lbl(&[("__name__", "up"), ("job", job), ("instance", inst)]);
+            assert!(db.append(&l, 1000, 1.0));
+        }
+        db.append(&lbl(&[("__name__", "other"), ("job", "api")]), 1000, 1.0);
+        let up = Matcher::equal(METRIC_NAME, "up");
+        let sel = |m: Matcher| db.series(&[up.clone(), m], 0, 2000).len();
+        assert_eq!(sel(Matcher::equal("job", "api")), 2);
+        assert_eq!(sel(Matcher::new("job", MatchOp::NotEqual("api".into()))), 2);
+        assert_eq!(sel(Matcher::regex("job", "api", false).unwrap()), 2);
+        assert_eq!(sel(Matcher::regex("job", "api.*", false).unwrap()), 3);
+        assert_eq!(sel(Matcher::regex("job", "a|w.b", true).unwrap()), 3);
+        // An absent label matches the empty string.
+        assert_eq!(sel(Matcher::equal("zone", "")), 4);
+        assert_eq!(sel(Matcher::regex("zone", ".+", false).unwrap()), 0);
+        assert_eq!(db.series(&[], 0, 2000).len(), 5);
+        assert!(db.series(&[up], 2001, 3000).is_empty());
+    }
+
+    #[test]
+    fn append_keeps_time_order_and_select_clips_to_the_window() {
+        let mut db = Tsdb::new(3_600_000);
+        let l = lbl(&[("__name__", "x")]);
+        for t in [1000, 2000, 3000] {
+            assert!(db.append(&l, t, t as f64));
+        }
+        assert!(!db.append(&l, 3000, 9.0), "duplicate timestamp");
+        assert!(!db.append(&l, 2500, 9.0), "out of order");
+        let got = db.select(&[Matcher::equal(METRIC_NAME, "x")], 1500, 3000);
+        assert_eq!(got, vec![(l.clone(), vec![(2000, 2000.0), (3000, 3000.0)])]);
+        assert!(db.select(&[], 3001, 9000).is_empty());
+        assert_eq!(db.sample_count(), 3);
+    }
+
+    #[test]
+    fn retention_drops_old_samples_and_idle_series() {
+        let mut db = Tsdb::new(60_000);
+        let (a, b) = (lbl(&[("__name__", "a")]), lbl(&[("__name__", "b")]));
+        db.append(&b, 0, 1.0);
+        for s in 0..=200 {
+            db.append(&a, s * 1000, s as f64);
+        }
+        let got = db.select(&[Matcher::equal(METRIC_NAME, "a")], 0, i64::MAX);
+        assert_eq!(got[0].1.first(), Some(&(140_000, 140.0)));
+        assert_eq!(got[0].1.len(), 61);
+        // `b` got nothing for longer than the retention: gone.
+        assert_eq!(db.series_count(), 1);
+        assert_eq!(names(&db.series(&[], 0, i64::MAX)), [r#"{__name__="a"}"#]);
+    }
+
+    #[test]
+    fn one_hour_of_one_second_samples_for_300_series_stays_bounded() {
+        let mut db = Tsdb::new(3_600_000);
+        let series: Vec<Labels> = (0..300)
+            .map(|i| {
+                let pod = format!("checkout-7d9f8c6b5-{i:05}");
+                lbl(&[("__name__", "http_requests_total"), ("namespace", "production"), ("pod", &pod)])
+            })
+            .collect();
+        for s in 0..7200 {
+            for l in &series {
+                db.append(l, s * 1000, s as f64);
+            }
+        }
+        assert_eq!(db.series_count(), 300);
+        // Everything within the last hour (inclusive) and nothing older.
+        assert_eq!(db.sample_count(), 300 * 3601);
+        let oldest = db.select(&[], 0, i64::MAX)[0].1[0].0;
+        assert_eq!(oldest, 7199_000 - 3_600_000);
+        // 3601 live samples fit a 4096-slot buffer: 64 KiB per series, 300 series ≈ 19.7 MB.
+        let bytes = db.memory_bytes();
+        assert!(bytes < 300 * 67 * 1024, "memory_bytes = {bytes}");
+        assert!(bytes > 300 * 3601 * 16, "memory_bytes = {bytes} is not honest");
+    }
+
+    #[test]
+    fn mark_stale_writes_one_marker_for_known_series_only() {
+        let mut db = Tsdb::new(3_600_000);
+        let l = lbl(&[("__name__", "x")]);
+        assert!(!db.mark_stale(&l, 1000), "unknown series");
+        db.append(&l, 1000, 1.0);
+        assert!(db.mark_stale(&l, 2000));
+        assert!(!db.mark_stale(&l, 3000), "already stale");
+        let got = db.select(&[], 0, 5000);
+        assert_eq!(got[0].1.len(), 2);
+        assert!(is_stale(got[0].1[1].1));
+        assert!(!is_stale(f64::NAN));
+        assert!(db.append(&l, 4000, 2.0), "a stale series can come back");
+    }
+
+    #[test]
+    fn label_names_and_values_follow_matchers_and_time_range() {
+        let mut db = Tsdb::new(3_600_000);
+        db.append(&lbl(&[("__name__", "up"), ("job", "api")]), 1000, 1.0);
+        db.append(&lbl(&[("__name__", "up"), ("job", "web"), ("zone", "a")]), 5000, 1.0);
+        db.append(&lbl(&[("__name__", "info"), ("version", "v1")]), 1000, 1.0);
+        assert_eq!(db.label_names(&[], 0, 9000), ["__name__", "job", "version", "zone"]);
+        assert_eq!(db.label_names(&[], 0, 2000), ["__name__", "job", "version"]);
+        let up = [Matcher::equal(METRIC_NAME, "up")];
+        assert_eq!(db.label_values("job", &up, 0, 9000), ["api", "web"]);
+        assert_eq!(db.label_values("__name__", &[], 0, 9000), ["info", "up"]);
+        assert!(db.label_values("nope", &[], 0, 9000).is_empty());
+    }
+}
