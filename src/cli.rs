@@ -30,6 +30,12 @@ pub struct SandboxArgs {
     /// Address for the Kubernetes API (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
+    /// Address for the Prometheus side: `/metrics` and the Prometheus HTTP API.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub prometheus_listen: SocketAddr,
+    /// Seconds of traffic history to simulate at start (0 to 3600).
+    #[arg(long, default_value_t = 1800)]
+    pub backfill: i64,
     /// Write a kubeconfig for the sandbox here (one cluster, context `sandbox`).
     #[arg(long)]
     pub write_kubeconfig: Option<PathBuf>,
@@ -80,6 +86,8 @@ fn run_sandbox(args: SandboxArgs) -> Result<()> {
     rt.block_on(async move {
         let cfg = sandbox::Config {
             listen: args.listen,
+            prometheus_listen: args.prometheus_listen,
+            backfill_seconds: args.backfill,
             seed: args.seed,
             speed: args.speed,
             manual_clock: args.manual_clock,
@@ -96,6 +104,7 @@ fn run_sandbox(args: SandboxArgs) -> Result<()> {
                 .wrap_err_with(|| format!("writing kubeconfig {}", path.display()))?;
         }
         println!("kubernetes: {}", running.url());
+        println!("prometheus: {}", running.prometheus_url());
         if let Some(path) = &args.write_kubeconfig {
             println!("kubeconfig: {}", path.display());
         }

@@ -26,7 +26,7 @@ pub fn admit(
     // Status writes come from controllers; only the main resource is defaulted and validated.
     if opts.subresource.as_deref() != Some("status") {
         defaults::apply_defaults(rt.kind, obj);
-        if old.is_none() && defaults::needs_cluster_ip(obj) {
+        if old.is_none() && rt.kind == "Service" && defaults::needs_cluster_ip(obj) {
             allocate_cluster_ip(obj);
         }
     }
@@ -35,10 +35,24 @@ pub fn admit(
     validate::validate(rt.kind, rt.group, obj, old)
 }
 
-/// Put keys in the order the real server writes them.
+/// Put keys in the order the real server writes them: Go struct order for built-in types,
+/// sorted at every level for custom resources (unstructured JSON is a Go map).
 pub fn order(rt: &ResourceType, obj: &mut Value) {
-    if !rt.custom {
+    if rt.custom {
+        sort_keys(obj);
+    } else {
         defaults::canonical_order(rt.kind, obj);
+    }
+}
+
+fn sort_keys(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.sort_keys();
+            m.values_mut().for_each(sort_keys);
+        }
+        Value::Array(a) => a.iter_mut().for_each(sort_keys),
+        _ => {}
     }
 }
 

@@ -17,6 +17,9 @@ use super::resources::{ResourceType, find};
 use super::selector::LabelSelector;
 use super::store::{WriteOpts, meta_str, metadata_mut, name_of};
 
+/// The field manager of every controller-manager write, as on a real cluster.
+pub const WRITER: &str = "kube-controller-manager";
+
 /// Name of the one simulated node.
 pub const NODE_NAME: &str = "sandbox-node-1";
 
@@ -349,7 +352,7 @@ fn endpoints_for(sb: &Sandbox, ns: &str, svc: &Value, now: Timestamp) {
     };
     let name = name_of(svc);
     let labels = svc.pointer("/metadata/labels").cloned();
-    let opts = WriteOpts::controller("endpoint-controller");
+    let opts = WriteOpts::controller(WRITER);
     match sb.store.get(endpoints(), ns, name) {
         None => {
             let mut ep = json!({"metadata": {"name": name, "namespace": ns}});

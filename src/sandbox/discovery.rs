@@ -124,6 +124,16 @@ pub fn resource_list(group: &str, version: &str) -> Value {
             resources.push(Value::Object(s));
         }
     }
+    // The real server lists resources and subresources in name order.
+    resources.sort_by(|a, b| {
+        let name = |v: &Value| {
+            v.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        name(a).cmp(&name(b))
+    });
     let gv = if group.is_empty() {
         version.to_string()
     } else {

@@ -299,7 +299,14 @@ fn resolve(sb: &Sandbox, p: &LogParams, t: &LogTarget) -> ApiResult<Resolved> {
 pub async fn serve(sb: &Arc<Sandbox>, p: LogParams, t: &LogTarget) -> Response<Body> {
     let r = match resolve(sb, &p, t) {
         Ok(r) => r,
-        Err(e) => return error_response(sb, &e),
+        Err(e) => {
+            // The log path answers errors without the priority-and-fairness headers.
+            let mut resp = error_response(sb, &e);
+            resp.headers_mut().remove("x-kubernetes-pf-flowschema-uid");
+            resp.headers_mut()
+                .remove("x-kubernetes-pf-prioritylevel-uid");
+            return resp;
+        }
     };
     let now = sb.store.clock.now();
     let mut from = r

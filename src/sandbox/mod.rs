@@ -16,7 +16,9 @@ pub mod discovery;
 pub mod error;
 pub mod faults;
 pub mod logs;
+pub mod metrics;
 pub mod patch;
+pub mod prom;
 pub mod proto;
 pub mod resources;
 pub mod seed;
@@ -43,6 +45,10 @@ use store::Store;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Address of the Prometheus listener (`/metrics` and the HTTP API).
+    pub prometheus_listen: SocketAddr,
+    /// Seconds of traffic history simulated at start, so charts have a past.
+    pub backfill_seconds: i64,
     pub seed: u64,
     /// Simulated seconds per real second.
     pub speed: f64,
@@ -60,6 +66,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            prometheus_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            backfill_seconds: 1800,
             seed: 1,
             speed: 1.0,
             manual_clock: false,
@@ -74,6 +82,7 @@ impl Default for Config {
 pub struct Sandbox {
     pub store: Store,
     pub faults: faults::Faults,
+    pub metrics: metrics::Metrics,
     pub bookmark_interval: Duration,
     pub seed: u64,
 }
@@ -81,6 +90,7 @@ pub struct Sandbox {
 /// A running sandbox: its address and the means to stop it.
 pub struct Running {
     pub addr: SocketAddr,
+    pub prometheus_addr: SocketAddr,
     pub sandbox: Arc<Sandbox>,
     cancel: CancellationToken,
 }
@@ -88,6 +98,10 @@ pub struct Running {
 impl Running {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    pub fn prometheus_url(&self) -> String {
+        format!("http://{}", self.prometheus_addr)
     }
 
     /// A kubeconfig with one cluster, one user (the admin token) and one context `sandbox`.
@@ -151,6 +165,7 @@ pub async fn start(cfg: Config) -> std::io::Result<Running> {
     let sandbox = Arc::new(Sandbox {
         store: Store::new(clock, cfg.seed, cfg.history_limit),
         faults: faults::Faults::default(),
+        metrics: metrics::Metrics::default(),
         bookmark_interval: cfg.bookmark_interval,
         seed: cfg.seed,
     });
@@ -160,11 +175,27 @@ pub async fn start(cfg: Config) -> std::io::Result<Running> {
     }
     let listener = TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
+    let prom_listener = TcpListener::bind(cfg.prometheus_listen).await?;
+    let prometheus_addr = prom_listener.local_addr()?;
+    sandbox.metrics.set_instance(prometheus_addr.to_string());
+    let now = sandbox.store.clock.now().as_second();
+    sandbox
+        .metrics
+        .traffic
+        .start_at(now - cfg.backfill_seconds.clamp(0, metrics::RETENTION_MS / 1000));
+    sandbox.metrics.step(&sandbox);
     let cancel = CancellationToken::new();
     tokio::spawn(controllers::run(sandbox.clone(), cancel.clone()));
+    tokio::spawn(metrics::run(sandbox.clone(), cancel.clone()));
+    tokio::spawn(metrics::serve(
+        prom_listener,
+        sandbox.clone(),
+        cancel.clone(),
+    ));
     tokio::spawn(serve(listener, sandbox.clone(), cancel.clone()));
     Ok(Running {
         addr,
+        prometheus_addr,
         sandbox,
         cancel,
     })

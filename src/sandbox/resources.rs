@@ -49,7 +49,7 @@ impl ResourceType {
                 "update",
                 "watch",
             ]
-        } else if self.plural == "namespaces" || self.plural == "nodes" {
+        } else if self.plural == "namespaces" {
             &[
                 "create", "delete", "get", "list", "patch", "update", "watch",
             ]

@@ -47,14 +47,21 @@ pub fn base(sb: &Sandbox) {
         json!({
             "metadata": {"name": controllers::NODE_NAME, "labels": {
                 "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": controllers::NODE_NAME,
-                "kubernetes.io/os": "linux", "node-role.kubernetes.io/worker": ""}},
+                "kubernetes.io/os": "linux", "node-role.kubernetes.io/worker": ""},
+                "annotations": {"node.alpha.kubernetes.io/ttl": "0"}},
             "spec": {"podCIDR": "10.244.0.0/16", "podCIDRs": ["10.244.0.0/16"]},
             "status": {
                 "capacity": {"cpu": "64", "ephemeral-storage": "500Gi", "memory": "256Gi", "pods": "10000"},
                 "allocatable": {"cpu": "64", "ephemeral-storage": "500Gi", "memory": "256Gi", "pods": "10000"},
-                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status (simulated)"}],
+                "conditions": [
+                    {"type": "Ready", "status": "True", "lastHeartbeatTime": null, "lastTransitionTime": null, "reason": "KubeletReady", "message": "kubelet is posting ready status (simulated)"},
+                    {"type": "MemoryPressure", "status": "False", "lastHeartbeatTime": null, "lastTransitionTime": null, "reason": "KubeletHasSufficientMemory"},
+                    {"type": "DiskPressure", "status": "False", "lastHeartbeatTime": null, "lastTransitionTime": null, "reason": "KubeletHasNoDiskPressure"},
+                    {"type": "PIDPressure", "status": "False", "lastHeartbeatTime": null, "lastTransitionTime": null, "reason": "KubeletHasSufficientPID"}
+                ],
                 "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": controllers::NODE_NAME}],
-                "nodeInfo": {"kubeletVersion": "v1.26.4-kockpit-sandbox", "containerRuntimeVersion": "sandbox://1.0", "operatingSystem": "linux", "architecture": "amd64", "osImage": "kockpit sandbox", "kernelVersion": "6.1.0"}
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+                "nodeInfo": {"machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "6.1.0", "osImage": "kockpit sandbox", "containerRuntimeVersion": "sandbox://1.0", "kubeletVersion": "v1.26.4-kockpit-sandbox", "kubeProxyVersion": "v1.26.4-kockpit-sandbox", "operatingSystem": "linux", "architecture": "amd64"}
             }
         }),
     );

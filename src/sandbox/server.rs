@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::auth::{self, User};
 use super::discovery;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Cause};
 use super::patch::{self, PatchKind};
 use super::resources::{self, ResourceType};
 use super::selector::{FieldSelector, LabelSelector};
@@ -32,11 +32,43 @@ fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed()
 }
 
+/// JSON as Go's encoding/json writes it: compact, with `<`, `>` and `&` escaped (they can
+/// only occur inside strings, so a byte-level replacement is exact).
+pub fn go_json(v: &Value) -> Vec<u8> {
+    let raw = serde_json::to_vec(v).unwrap_or_default();
+    if !raw.iter().any(|b| matches!(b, b'<' | b'>' | b'&')) {
+        return raw;
+    }
+    let mut out = Vec::with_capacity(raw.len() + 16);
+    for b in raw {
+        match b {
+            b'<' => out.extend_from_slice(b"\\u003c"),
+            b'>' => out.extend_from_slice(b"\\u003e"),
+            b'&' => out.extend_from_slice(b"\\u0026"),
+            _ => out.push(b),
+        }
+    }
+    out
+}
+
 /// A JSON response: compact, followed by one newline, as the real server sends it.
 pub fn json_response(sb: &Sandbox, status: u16, v: &Value) -> Response<Body> {
-    let mut bytes = serde_json::to_vec(v).unwrap_or_default();
+    let mut bytes = go_json(v);
     bytes.push(b'\n');
-    with_headers(sb, status, "application/json", full(bytes))
+    let mut resp = with_headers(sb, status, "application/json", full(bytes));
+    if status == 401 {
+        // Authentication fails before priority and fairness classify the request.
+        resp.headers_mut().remove("x-kubernetes-pf-flowschema-uid");
+        resp.headers_mut()
+            .remove("x-kubernetes-pf-prioritylevel-uid");
+    }
+    if status == 403 {
+        resp.headers_mut().insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+    }
+    resp
 }
 
 fn with_headers(sb: &Sandbox, status: u16, content_type: &str, body: Body) -> Response<Body> {
@@ -76,14 +108,20 @@ pub fn error_response(sb: &Sandbox, e: &ApiError) -> Response<Body> {
     json_response(sb, e.code, &e.to_status())
 }
 
+/// A plain-text answer (`404 page not found`, health checks), with the headers the real
+/// server's non-API handlers send.
+fn plain(sb: &Sandbox, status: u16, text: &'static str) -> Response<Body> {
+    let mut r = with_headers(sb, status, "text/plain; charset=utf-8", full(text));
+    r.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
 /// `404 page not found`, as the server answers for paths outside any API group.
 fn page_not_found(sb: &Sandbox) -> Response<Body> {
-    with_headers(
-        sb,
-        404,
-        "text/plain; charset=utf-8",
-        full("404 page not found\n"),
-    )
+    plain(sb, 404, "404 page not found\n")
 }
 
 /// The parsed request: who, what, where.
@@ -195,17 +233,14 @@ async fn route(sb: &Arc<Sandbox>, r: Req) -> Response<Body> {
     let segs: Vec<&str> = r.segments.iter().map(String::as_str).collect();
     match segs.as_slice() {
         ["version"] => with_headers(sb, 200, "application/json", full(discovery::version_body())),
-        ["healthz" | "livez" | "readyz"] => {
-            with_headers(sb, 200, "text/plain; charset=utf-8", full("ok"))
-        }
+        ["healthz" | "livez" | "readyz"] => plain(sb, 200, "ok"),
         ["api"] => json_response(sb, 200, &discovery::api_versions()),
         ["apis"] => {
             if discovery::wants_only_aggregated(&r.accept) {
-                return json_response(
-                    sb,
-                    406,
-                    &ApiError::new(406, "NotAcceptable", "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf").to_status(),
-                );
+                // This one Status the server writes indented, without a final newline.
+                let status = ApiError::new(406, "NotAcceptable", "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf").to_status();
+                let body = serde_json::to_string_pretty(&status).unwrap_or_default();
+                return with_headers(sb, 406, "application/json", full(body));
             }
             json_response(sb, 200, &discovery::api_group_list())
         }
@@ -641,9 +676,10 @@ fn list(sb: &Sandbox, r: &Req, t: &Target<'_>) -> ApiResult<(u16, Value)> {
         }
         _ => None,
     };
+    // Within one namespace the key is the name; across namespaces, namespace/name.
     let key_of = |o: &Value| {
         let ns = meta_str(o, "namespace").unwrap_or_default();
-        if ns.is_empty() {
+        if ns.is_empty() || t.ns.is_some() {
             name_of(o).to_string()
         } else {
             format!("{ns}/{}", name_of(o))
@@ -709,8 +745,8 @@ fn list(sb: &Sandbox, r: &Req, t: &Target<'_>) -> ApiResult<(u16, Value)> {
                 // Built-in list items carry no kind/apiVersion.
                 let mut o = o.clone();
                 if let Some(m) = o.as_object_mut() {
-                    m.remove("kind");
-                    m.remove("apiVersion");
+                    m.shift_remove("kind");
+                    m.shift_remove("apiVersion");
                 }
                 o
             }
@@ -843,6 +879,7 @@ fn patch_object(
         manager: r.manager(),
         subresource: sub.map(str::to_string),
         apply: kind == PatchKind::Apply,
+        force: r.flag("force"),
     };
     if sub == Some("scale") {
         let current = sb
@@ -868,6 +905,14 @@ fn patch_object(
         let created = sb.store.create(t.rt, ns, obj, &opts)?;
         return Ok((201, (*created).clone()));
     }
+    if kind == PatchKind::Apply && !opts.force {
+        let conflicts = sb
+            .store
+            .apply_conflicts(t.rt, ns, name, &patch, &opts.manager);
+        if !conflicts.is_empty() {
+            return Err(apply_conflict(t.rt, &conflicts));
+        }
+    }
     let kind_name = t.rt.kind;
     let updated = sb.store.modify(t.rt, ns, name, &opts, |o| {
         let rv_before = meta_str(o, "resourceVersion").map(str::to_string);
@@ -879,6 +924,32 @@ fn patch_object(
         Ok(())
     })?;
     Ok((200, (*updated).clone()))
+}
+
+/// 409 for server-side apply conflicts, worded as the real server words it.
+fn apply_conflict(rt: &ResourceType, conflicts: &[(String, String)]) -> ApiError {
+    let causes: Vec<Cause> = conflicts
+        .iter()
+        .map(|(field, owner)| Cause {
+            reason: "FieldManagerConflict".into(),
+            message: format!("conflict with \"{owner}\" using {}", rt.api_version()),
+            field: Some(field.clone()),
+        })
+        .collect();
+    let n = causes.len();
+    let list: Vec<String> = causes
+        .iter()
+        .map(|c| format!("{}: {}", c.message, c.field.as_deref().unwrap_or_default()))
+        .collect();
+    let message = if n == 1 {
+        format!("Apply failed with 1 conflict: {}", list[0])
+    } else {
+        format!("Apply failed with {n} conflicts: {}", list.join("\n"))
+    };
+    ApiError::new(409, "Conflict", message).with_details(super::error::Details {
+        causes,
+        ..Default::default()
+    })
 }
 
 fn apply_patch(o: &mut Value, patch: &Value, kind: PatchKind, obj_kind: &str) -> ApiResult<()> {
@@ -974,7 +1045,7 @@ fn delete_collection(sb: &Sandbox, r: &Req, t: &Target<'_>) -> ApiResult<(u16, V
 
 /// One watch event as a line of JSON.
 fn event_line(kind: &str, obj: &Value) -> Bytes {
-    let mut b = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap_or_default();
+    let mut b = go_json(&json!({"type": kind, "object": obj}));
     b.push(b'\n');
     Bytes::from(b)
 }
@@ -989,10 +1060,42 @@ fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
             json!({"k8s.io/initial-events-end": "true"}),
         );
     }
-    event_line(
-        "BOOKMARK",
-        &json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": meta}),
-    )
+    let mut obj = Map::new();
+    obj.insert("kind".into(), json!(rt.kind));
+    obj.insert("apiVersion".into(), json!(rt.api_version()));
+    obj.insert("metadata".into(), Value::Object(meta));
+    // The kind's Go zero value around the metadata, as the real server encodes a bookmark.
+    let zero_template =
+        json!({"metadata": {"creationTimestamp": null}, "spec": {"containers": null}});
+    let rest = match rt.kind {
+        "Deployment" => json!({
+            "spec": {"replicas": 0, "selector": null, "template": zero_template, "strategy": {}},
+            "status": {}
+        }),
+        "ReplicaSet" => json!({
+            "spec": {"selector": null, "template": zero_template},
+            "status": {"replicas": 0}
+        }),
+        "Pod" => json!({"spec": {"containers": null}, "status": {}}),
+        "Service" => json!({"spec": {}, "status": {"loadBalancer": {}}}),
+        "Namespace" => json!({"spec": {}, "status": {}}),
+        "Node" => json!({"spec": {}, "status": {
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+            "nodeInfo": {"machineID": "", "systemUUID": "", "bootID": "", "kernelVersion": "",
+                "osImage": "", "containerRuntimeVersion": "", "kubeletVersion": "",
+                "kubeProxyVersion": "", "operatingSystem": "", "architecture": ""}
+        }}),
+        "Event" => json!({
+            "involvedObject": {}, "reason": "", "message": "", "source": {},
+            "firstTimestamp": null, "lastTimestamp": null, "eventTime": null,
+            "reportingComponent": "", "reportingInstance": ""
+        }),
+        _ => json!({}),
+    };
+    if let Value::Object(m) = rest {
+        obj.extend(m);
+    }
+    event_line("BOOKMARK", &Value::Object(obj))
 }
 
 /// How a change looks to a watcher with filters: ADDED/MODIFIED/DELETED or nothing.
@@ -1094,15 +1197,23 @@ fn watch(sb: &Arc<Sandbox>, r: &Req, t: &Target<'_>) -> Response<Body> {
             tokio::time::interval_at(tokio::time::Instant::now() + bookmark_every, bookmark_every);
         loop {
             tokio::select! {
+                // Bookmarks carry the newest resourceVersion, and only when it moved on.
+                // (Read the version first: every change up to it is then already queued, so an
+                // empty queue means none is pending.)
                 _ = tokio::time::sleep_until(deadline) => {
-                    if bookmarks {
-                        let _ = send(bookmark(rt, sb2.store.current_rv().max(last_rv), false)).await;
+                    let rv = sb2.store.current_rv();
+                    if bookmarks && rv > last_rv && live.is_empty() {
+                        let _ = send(bookmark(rt, rv, false)).await;
                     }
                     return;
                 }
                 _ = tick.tick(), if bookmarks => {
-                    if !send(bookmark(rt, sb2.store.current_rv().max(last_rv), false)).await {
-                        return;
+                    let rv = sb2.store.current_rv();
+                    if rv > last_rv && live.is_empty() {
+                        last_rv = rv;
+                        if !send(bookmark(rt, rv, false)).await {
+                            return;
+                        }
                     }
                 }
                 _ = tx.closed() => return,

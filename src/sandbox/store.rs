@@ -61,6 +61,8 @@ pub struct WriteOpts {
     pub manager: String,
     /// `Update` or `Apply`.
     pub apply: bool,
+    /// Server-side apply with `force=true`: take fields from other managers.
+    pub force: bool,
 }
 
 impl WriteOpts {
@@ -88,7 +90,11 @@ pub enum Deleted {
     Terminating(Arc<Value>),
 }
 
+/// Which manager last set each field of an object (by field path), for server-side apply.
+type Owners = std::collections::HashMap<(usize, String, String), BTreeMap<String, String>>;
+
 struct Inner {
+    owners: Owners,
     rv: u64,
     objects: Vec<BTreeMap<(String, String), Arc<Value>>>,
     history: VecDeque<Arc<Change>>,
@@ -156,6 +162,7 @@ impl Store {
         let (tx, _) = broadcast::channel(65_536);
         Store {
             inner: Mutex::new(Inner {
+                owners: Owners::new(),
                 rv: 1,
                 objects: RESOURCES.iter().map(|_| BTreeMap::new()).collect(),
                 history: VecDeque::new(),
@@ -346,11 +353,20 @@ impl Store {
                 meta.remove("namespace");
             }
             meta.insert("uid".into(), json!(uid));
-            meta.insert("generation".into(), json!(1));
+            if has_generation(rt) {
+                meta.insert("generation".into(), json!(1));
+            }
             meta.insert("creationTimestamp".into(), json!(format_time(now)));
             meta.remove("deletionTimestamp");
             meta.remove("resourceVersion");
             meta.remove("selfLink");
+        }
+        // The server decides a new object's status (nodes post their own).
+        if let (true, Some(m)) = (
+            rt.has_status() && rt.kind != "Node" && !rt.custom,
+            obj.as_object_mut(),
+        ) {
+            m.remove("status");
         }
         admission::admit(rt, &mut obj, None, opts)?;
         set_managed_fields(&mut obj, None, rt, opts, now);
@@ -363,6 +379,7 @@ impl Store {
         metadata_mut(&mut obj).insert("resourceVersion".into(), json!(rv.to_string()));
         admission::order(rt, &mut obj);
         let obj = Arc::new(obj);
+        track_owners(&mut inner.owners, rt, ns, &name, None, &obj, opts);
         inner.objects[idx].insert(key(ns, &name), obj.clone());
         self.record(&mut inner, rt, ns, EventType::Added, obj.clone(), None);
         Ok(obj)
@@ -486,7 +503,7 @@ impl Store {
             (None, None) => strip_meta_status(&old) != strip_meta_status(&new),
             (a, b) => a != b,
         };
-        if changed_spec && !status_write {
+        if changed_spec && !status_write && has_generation(rt) {
             let g = old
                 .get("metadata")
                 .and_then(|m| m.get("generation"))
@@ -511,6 +528,9 @@ impl Store {
         let rv = inner.rv;
         metadata_mut(&mut new).insert("resourceVersion".into(), json!(rv.to_string()));
         let new = Arc::new(new);
+        if !status_write {
+            track_owners(&mut inner.owners, rt, ns, name, Some(&old), &new, opts);
+        }
         inner.objects[index_of(rt)].insert(key(ns, name), new.clone());
         self.record(inner, rt, ns, EventType::Modified, new.clone(), Some(old));
         Ok(new)
@@ -585,6 +605,44 @@ impl Store {
         ))
     }
 
+    /// Server-side apply conflicts: fields the applied configuration would change that
+    /// another manager set last, as (field path, manager).
+    pub fn apply_conflicts(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        applied: &Value,
+        manager: &str,
+    ) -> Vec<(String, String)> {
+        let inner = self.lock();
+        let Some(current) = inner.objects[index_of(rt)].get(&key(ns, name)) else {
+            return Vec::new();
+        };
+        let Some(owners) = inner
+            .owners
+            .get(&(index_of(rt), ns.to_string(), name.to_string()))
+        else {
+            return Vec::new();
+        };
+        let mine = leaves(current);
+        let mut out = Vec::new();
+        for (path, v) in leaves(applied) {
+            if matches!(
+                path.as_str(),
+                ".apiVersion" | ".kind" | ".metadata.name" | ".metadata.namespace"
+            ) {
+                continue;
+            }
+            let differs = mine.get(&path) != Some(&v);
+            match owners.get(&path) {
+                Some(owner) if differs && owner != manager => out.push((path, owner.clone())),
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// Remove an object at once (garbage collection, the kubelet finishing a termination).
     pub fn remove(&self, rt: &ResourceType, ns: &str, name: &str) -> Option<Arc<Value>> {
         let mut inner = self.lock();
@@ -601,6 +659,9 @@ impl Store {
         old: Arc<Value>,
     ) -> Arc<Value> {
         inner.objects[index_of(rt)].remove(&key(ns, name));
+        inner
+            .owners
+            .remove(&(index_of(rt), ns.to_string(), name.to_string()));
         inner.rv += 1;
         let mut last = (*old).clone();
         metadata_mut(&mut last).insert("resourceVersion".into(), json!(inner.rv.to_string()));
@@ -610,12 +671,98 @@ impl Store {
     }
 }
 
+/// Types whose objects count spec changes in `metadata.generation` (in 1.26: the apps types
+/// and custom resources; not pods, services, endpoints, namespaces, nodes, events).
+fn has_generation(rt: &ResourceType) -> bool {
+    rt.custom || rt.group == "apps"
+}
+
 fn self_ns_missing(inner: &Inner, ns: &str) -> bool {
     let idx = RESOURCES
         .iter()
         .position(|r| r.plural == "namespaces" && r.group.is_empty())
         .unwrap_or_default();
     !inner.objects[idx].contains_key(&key("", ns))
+}
+
+/// Kinds whose field ownership is tracked: what people apply, not what controllers churn.
+fn tracks_owners(rt: &ResourceType) -> bool {
+    rt.custom
+        || matches!(
+            rt.kind,
+            "Deployment" | "Service" | "ConfigMap" | "Namespace"
+        )
+}
+
+/// Record `opts.manager` as the owner of every field that changed from `old` to `new`.
+fn track_owners(
+    owners: &mut Owners,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    old: Option<&Value>,
+    new: &Value,
+    opts: &WriteOpts,
+) {
+    if !tracks_owners(rt) || opts.dry_run {
+        return;
+    }
+    let before = old.map(leaves).unwrap_or_default();
+    let after = leaves(new);
+    let entry = owners
+        .entry((index_of(rt), ns.to_string(), name.to_string()))
+        .or_default();
+    entry.retain(|path, _| after.contains_key(path));
+    for (path, v) in &after {
+        if before.get(path) != Some(v) || !entry.contains_key(path) {
+            entry.insert(path.clone(), opts.manager.clone());
+        }
+    }
+}
+
+/// The leaf fields of an object as server-side apply names them (`.spec.replicas`,
+/// `.spec.template.spec.containers[name="web"].image`), leaving out what the server owns.
+fn leaves(v: &Value) -> BTreeMap<String, Value> {
+    fn walk(v: &Value, path: String, out: &mut BTreeMap<String, Value>) {
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                for (k, x) in m {
+                    walk(x, format!("{path}.{k}"), out);
+                }
+            }
+            Value::Array(items)
+                if items
+                    .iter()
+                    .all(|i| i.get("name").is_some_and(Value::is_string))
+                    && !items.is_empty() =>
+            {
+                for i in items {
+                    let n = i.get("name").and_then(Value::as_str).unwrap_or_default();
+                    walk(i, format!("{path}[name=\"{n}\"]"), out);
+                }
+            }
+            _ => {
+                out.insert(path, v.clone());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if let Value::Object(m) = v {
+        for (k, x) in m {
+            match k.as_str() {
+                "status" => {}
+                "metadata" => {
+                    for f in ["labels", "annotations"] {
+                        if let Some(x) = x.get(f) {
+                            walk(x, format!(".metadata.{f}"), &mut out);
+                        }
+                    }
+                }
+                _ => walk(x, format!(".{k}"), &mut out),
+            }
+        }
+    }
+    out
 }
 
 fn strip_meta_status(v: &Value) -> Value {

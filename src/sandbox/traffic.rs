@@ -6,7 +6,7 @@
 //! faults. Every simulated second updates the counters that `/metrics` exposes and that the
 //! sandbox's own Prometheus API stores.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
@@ -16,12 +16,13 @@ use serde_json::Value;
 
 use super::Sandbox;
 use super::controllers::{pod_ready, pods, services};
-use super::faults::{FaultKind, image_tag, version_names};
+use super::faults::{Fault, FaultKind, image_tag, version_names};
 use super::resources::find;
 use super::selector::LabelSelector;
 use super::store::{meta_str, name_of};
 
-/// Histogram bucket bounds (seconds), Prometheus client defaults.
+/// Histogram bucket bounds (seconds): the client defaults, finer where p99s of healthy
+/// services fall.
 pub const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -96,15 +97,35 @@ pub struct Traffic {
     state: Mutex<State>,
 }
 
-/// A pod that receives a share of an app's traffic in one second.
+/// A pod that receives a share of an app's traffic.
 struct Target {
     pod: String,
     service: String,
     version: String,
     share: f64,
+    /// Error ratio and added latency (seconds) of its image, before faults.
     error_ratio: f64,
     extra_latency: f64,
+    faults: Vec<Fault>,
 }
+
+impl Target {
+    /// Error ratio and added latency at a moment, faults included.
+    fn behaviour(&self, t: jiff::Timestamp) -> (f64, f64) {
+        let (mut err, mut extra) = (self.error_ratio, self.extra_latency);
+        for f in self.faults.iter().filter(|f| f.active_at(t)) {
+            match f.kind {
+                FaultKind::ErrorRatio(r) => err = 1.0 - (1.0 - err) * (1.0 - r),
+                FaultKind::Latency(ms) => extra += ms / 1000.0,
+                _ => {}
+            }
+        }
+        (err, extra)
+    }
+}
+
+/// Who gets each app's traffic, per namespace.
+type Routes = Vec<(String, BTreeMap<String, Vec<Target>>)>;
 
 /// One simulated second's series values, for the sample history.
 pub struct Snapshot {
@@ -140,6 +161,12 @@ fn labels_match(sel: &Value, pod: &Value) -> bool {
 }
 
 impl Traffic {
+    /// Begin simulating at `second` (earlier than now to give the charts a past).
+    pub fn start_at(&self, second: i64) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.last = Some(second - 1);
+    }
+
     /// Simulate every whole second up to `now_second` that has not been simulated yet (at most
     /// `max_catch_up` of them), returning the per-second snapshots for the sample history.
     pub fn advance(&self, sb: &Sandbox, now_second: i64, max_catch_up: i64) -> Vec<Snapshot> {
@@ -149,8 +176,30 @@ impl Traffic {
             None => now_second,
         };
         let mut out = Vec::new();
+        // The cluster does not change while we catch up: route once.
+        let routes: Routes = if from <= now_second {
+            sb.store
+                .list(super::controllers::namespaces(), None)
+                .0
+                .iter()
+                .map(|n| (name_of(n).to_string(), routing(sb, name_of(n))))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let existing: HashSet<(String, String)> = routes
+            .iter()
+            .flat_map(|(ns, _)| {
+                sb.store
+                    .list(pods(), Some(ns))
+                    .0
+                    .iter()
+                    .map(|p| (ns.clone(), name_of(p).to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         for s in from..=now_second {
-            step(sb, &mut st, s);
+            step(sb, &mut st, s, &routes, &existing);
             st.last = Some(s);
             out.push(Snapshot {
                 second: s,
@@ -208,14 +257,12 @@ impl Traffic {
 }
 
 /// Who gets an app's traffic, and with what share, right now.
-fn routing(sb: &Sandbox, ns: &str, second: i64) -> BTreeMap<String, Vec<Target>> {
-    let now = sb.store.clock.now();
+fn routing(sb: &Sandbox, ns: &str) -> BTreeMap<String, Vec<Target>> {
     let (pod_list, _) = sb.store.list(pods(), Some(ns));
     let (svc_list, _) = sb.store.list(services(), Some(ns));
     let routes = find("gateway.networking.k8s.io", "v1", "httproutes")
         .map(|rt| sb.store.list(rt, Some(ns)).0)
         .unwrap_or_default();
-    let _ = second;
     let ready: Vec<&Value> = pod_list
         .iter()
         .map(|p| p.as_ref())
@@ -301,14 +348,8 @@ fn routing(sb: &Sandbox, ns: &str, second: i64) -> BTreeMap<String, Vec<Target>>
                 if tag.contains("slow") {
                     extra += 0.4;
                 }
-                for f in sb.faults.active(ns, &app, &names, now) {
-                    match f.kind {
-                        FaultKind::ErrorRatio(r) => err = 1.0 - (1.0 - err) * (1.0 - r),
-                        FaultKind::Latency(ms) => extra += ms / 1000.0,
-                        _ => {}
-                    }
-                }
                 targets.push(Target {
+                    faults: sb.faults.for_pod(ns, &app, &names),
                     pod: name_of(p).to_string(),
                     service: service.clone(),
                     version: tag.to_string(),
@@ -330,15 +371,21 @@ fn normal(rng: &mut SmallRng) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
-fn step(sb: &Sandbox, st: &mut State, second: i64) {
-    let (nss, _) = sb.store.list(super::controllers::namespaces(), None);
+fn step(
+    sb: &Sandbox,
+    st: &mut State,
+    second: i64,
+    routes: &Routes,
+    existing: &HashSet<(String, String)>,
+) {
     let mut alive: HashMap<(String, String), ()> = HashMap::new();
     let mut alive_versions: HashMap<(String, String, String), ()> = HashMap::new();
-    for ns in nss.iter().map(|n| name_of(n).to_string()) {
+    let at = jiff::Timestamp::from_second(second).unwrap_or_default();
+    for (ns, apps) in routes {
         let scale = if ns == "production" { 1.0 } else { 0.2 };
-        for (app, targets) in routing(sb, &ns, second) {
-            let prof = profile(&app);
-            let mut rng = SmallRng::seed_from_u64(mix(sb.seed, &[&ns, &app], second));
+        for (app, targets) in apps {
+            let prof = profile(app);
+            let mut rng = SmallRng::seed_from_u64(mix(sb.seed, &[ns, app], second));
             let noise = 1.0 + 0.1 * normal(&mut rng).clamp(-3.0, 3.0);
             let rate = prof.rps * scale * daily(second) * noise;
             for t in targets {
@@ -361,18 +408,18 @@ fn step(sb: &Sandbox, st: &mut State, second: i64) {
                 });
                 counters.service = t.service.clone();
                 let hist = st.hists.entry(hkey).or_default();
+                let (error_ratio, extra_latency) = t.behaviour(at);
                 for _ in 0..n {
                     let u: f64 = rng.random();
-                    let code = if u < t.error_ratio {
+                    let code = if u < error_ratio {
                         if rng.random::<bool>() { 500 } else { 503 }
-                    } else if u < t.error_ratio + 0.01 {
+                    } else if u < error_ratio + 0.01 {
                         404
                     } else {
                         200
                     };
                     *counters.by_code.entry(code).or_insert(0.0) += 1.0;
-                    let latency =
-                        (prof.median.ln() + 0.5 * normal(&mut rng)).exp() + t.extra_latency;
+                    let latency = (prof.median.ln() + 0.5 * normal(&mut rng)).exp() + extra_latency;
                     for (i, le) in BUCKETS.iter().enumerate() {
                         if latency <= *le {
                             hist.buckets[i] += 1.0;
@@ -385,19 +432,9 @@ fn step(sb: &Sandbox, st: &mut State, second: i64) {
             }
         }
     }
-    // Pods that are gone (or no longer Ready for long) keep their last values until removed
-    // from the cluster; deleted pods' series end.
-    let (all_pods_exist, _) = {
-        let mut set = HashMap::new();
-        for ns in nss.iter().map(|n| name_of(n).to_string()) {
-            for p in sb.store.list(pods(), Some(&ns)).0 {
-                set.insert((ns.clone(), name_of(&p).to_string()), ());
-            }
-        }
-        (set, ())
-    };
+    // Deleted pods' series end; pods still there keep their last values.
     st.pods
-        .retain(|k, _| alive.contains_key(k) || all_pods_exist.contains_key(k));
+        .retain(|k, _| alive.contains_key(k) || existing.contains(k));
     let live_versions: HashMap<(String, String, String), ()> = st
         .pods
         .values()

@@ -12,20 +12,28 @@ use std::time::{Duration, Instant};
 pub struct SandboxProc {
     child: Child,
     pub url: String,
+    /// The sandbox's Prometheus listener (`/metrics` and the HTTP API).
+    pub prometheus: String,
     pub kubeconfig: PathBuf,
     pub dir: tempfile::TempDir,
 }
 
 impl SandboxProc {
-    /// Start with extra flags (e.g. `["--speed", "20"]`), wait for `kubernetes: URL`.
+    /// Start with extra flags (e.g. `["--speed", "20"]`), wait for `kubernetes: URL` and
+    /// `prometheus: URL`. Without `--backfill` in `extra`, no traffic history is simulated
+    /// (start-up is then quick in debug builds).
     pub fn start(extra: &[&str]) -> SandboxProc {
+        let mut args: Vec<&str> = extra.to_vec();
+        if !args.contains(&"--backfill") {
+            args.extend(["--backfill", "0"]);
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         let kubeconfig = dir.path().join("kubeconfig");
         let mut child = Command::new(env!("CARGO_BIN_EXE_kockpit"))
             .arg("sandbox")
             .arg("--write-kubeconfig")
             .arg(&kubeconfig)
-            .args(extra)
+            .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -40,23 +48,27 @@ impl SandboxProc {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(30);
-        let url = loop {
+        let (mut url, mut prometheus) = (None, None);
+        while url.is_none() || prometheus.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(u) = line.strip_prefix("kubernetes: ") {
-                        break u.to_string();
+                        url = Some(u.to_string());
+                    } else if let Some(u) = line.strip_prefix("prometheus: ") {
+                        prometheus = Some(u.to_string());
                     }
                 }
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("sandbox did not announce its address within 30 s");
+                    panic!("sandbox did not announce its addresses within 30 s");
                 }
             }
-        };
+        }
         SandboxProc {
             child,
-            url,
+            url: url.unwrap_or_default(),
+            prometheus: prometheus.unwrap_or_default(),
             kubeconfig,
             dir,
         }
@@ -162,4 +174,57 @@ pub fn line_reader(child: &mut Child) -> mpsc::Receiver<String> {
         }
     });
     rx
+}
+
+/// A plain HTTP/1.1 request on a fresh connection (`Connection: close`); returns the status
+/// and the (de-chunked) body.
+pub fn http_request(method: &str, url: &str, content_type: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut s = std::net::TcpStream::connect(host).expect("connect");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, payload) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        let mut out = String::new();
+        let mut rest = payload;
+        while let Some((len, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+            if n == 0 || after.len() < n {
+                break;
+            }
+            out.push_str(&after[..n]);
+            rest = after[n..].trim_start_matches("\r\n");
+        }
+        out
+    } else {
+        payload.to_string()
+    };
+    (status, body)
+}
+
+/// POST a JSON body and require a 2xx answer.
+pub fn http_post_json(url: &str, body: &str) -> String {
+    let (status, text) = http_request("POST", url, "application/json", body);
+    assert!((200..300).contains(&status), "POST {url}: {status} {text}");
+    text
 }

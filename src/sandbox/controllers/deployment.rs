@@ -68,7 +68,7 @@ pub fn reconcile(sb: &Sandbox, ns: &str, d: &Value, now: Timestamp) {
                     replicasets(),
                     ns,
                     name_of(&owned[i]).to_string().as_str(),
-                    &WriteOpts::controller(MANAGER),
+                    &WriteOpts::controller(super::WRITER),
                     |rs| {
                         set_rs_annotations(rs, d, target_rev, rev, replicas);
                         Ok(())
@@ -100,7 +100,7 @@ pub fn reconcile(sb: &Sandbox, ns: &str, d: &Value, now: Timestamp) {
                     deployments(),
                     ns,
                     &name,
-                    &WriteOpts::controller(MANAGER),
+                    &WriteOpts::controller(super::WRITER),
                     |o| {
                         let meta = metadata_mut(o);
                         let ann = meta.entry("annotations").or_insert_with(|| json!({}));
@@ -242,7 +242,7 @@ fn create_rs(
     set_rs_annotations(&mut rs, d, rev, 0, replicas);
     match sb
         .store
-        .create(replicasets(), ns, rs, &WriteOpts::controller(MANAGER))
+        .create(replicasets(), ns, rs, &WriteOpts::controller(super::WRITER))
     {
         Ok(created) => {
             let _ = now;
@@ -281,7 +281,7 @@ fn scale_rs(sb: &Sandbox, ns: &str, d: &Value, rs: &mut Value, to: i64, now: Tim
         replicasets(),
         ns,
         &rs_name,
-        &WriteOpts::controller(MANAGER),
+        &WriteOpts::controller(super::WRITER),
         |o| {
             if let Some(spec) = o.get_mut("spec").and_then(Value::as_object_mut) {
                 spec.insert("replicas".into(), json!(to));
@@ -690,13 +690,18 @@ fn sync_status(
     let name = name_of(d).to_string();
     log_err(
         "deployment status",
-        sb.store
-            .modify(deployments(), ns, &name, &WriteOpts::status(MANAGER), |o| {
+        sb.store.modify(
+            deployments(),
+            ns,
+            &name,
+            &WriteOpts::status(super::WRITER),
+            |o| {
                 if let Some(m) = o.as_object_mut() {
                     m.insert("status".into(), status);
                 }
                 Ok(())
-            }),
+            },
+        ),
     );
 }
 

@@ -95,12 +95,10 @@ fn create_pod(sb: &Sandbox, ns: &str, rs: &Value, now: Timestamp) {
         "spec": tpl.get("spec").cloned().unwrap_or(json!({})),
         "status": {"phase": "Pending", "qosClass": "BestEffort"},
     });
-    match sb.store.create(
-        pods(),
-        ns,
-        pod,
-        &WriteOpts::controller("kube-controller-manager"),
-    ) {
+    match sb
+        .store
+        .create(pods(), ns, pod, &WriteOpts::controller(super::WRITER))
+    {
         Ok(p) => emit_event(
             sb,
             rs,
@@ -144,12 +142,17 @@ fn sync_status(sb: &Sandbox, ns: &str, rs: &Value, all: &[std::sync::Arc<Value>]
     let name = name_of(rs).to_string();
     log_err(
         "replicaset status",
-        sb.store
-            .modify(replicasets(), ns, &name, &WriteOpts::status(MANAGER), |o| {
+        sb.store.modify(
+            replicasets(),
+            ns,
+            &name,
+            &WriteOpts::status(super::WRITER),
+            |o| {
                 if let Some(m) = o.as_object_mut() {
                     m.insert("status".into(), status);
                 }
                 Ok(())
-            }),
+            },
+        ),
     );
 }

@@ -171,7 +171,9 @@ fn prom_duration_ms(s: &str) -> Option<i64> {
         let digits = rest.find(|c: char| !c.is_ascii_digit())?;
         let (num, tail) = rest.split_at(digits);
         let n: i64 = num.parse().ok()?;
-        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
         let idx = UNITS[next_unit..].iter().position(|&(u, _)| u == unit)? + next_unit;
         total = total.checked_add(n.checked_mul(UNITS[idx].1)?)?;
@@ -190,5 +192,179 @@ pub fn parse_selector(s: &str) -> Result<Vec<Matcher>, PromError> {
         _ => Err(PromError::bad_data(format!(
             "invalid parameter \"match[]\": {s:?} is not a series selector"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::eval::{Sample, SeriesOut};
+    use super::*;
+
+    fn l(pairs: &[(&str, &str)]) -> Labels {
+        Labels::new(pairs.iter().copied())
+    }
+
+    #[test]
+    fn values_are_formatted_like_prometheus() {
+        let cases = [
+            (0.1, "0.1"),
+            (12.0, "12"),
+            (-3.5, "-3.5"),
+            (0.0, "0"),
+            (1e20, "100000000000000000000"),
+            (123456.789, "123456.789"),
+            (0.000001, "0.000001"),
+            (1e-7, "1e-07"),
+            (1.5e-10, "1.5e-10"),
+            (1e21, "1e+21"),
+            (-2.5e300, "-2.5e+300"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(format_value(v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn vector_and_matrix_envelopes() {
+        let labels = l(&[("job", "api"), ("__name__", "up")]);
+        let v = Value::Vector(vec![Sample {
+            labels: labels.clone(),
+            t_ms: 1_700_000_000_123,
+            v: 1.0,
+        }]);
+        assert_eq!(
+            success(&v).to_string(),
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","job":"api"},"value":[1700000000.123,"1"]}]}}"#
+        );
+        let m = Value::Matrix(vec![SeriesOut {
+            labels: Labels::default(),
+            points: vec![(1_700_000_000_000, f64::NAN), (1_700_000_015_500, 0.25)],
+        }]);
+        assert_eq!(
+            success(&m).to_string(),
+            r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1700000000,"NaN"],[1700000015.5,"0.25"]]}]}}"#
+        );
+        assert_eq!(
+            success(&Value::Vector(vec![])).to_string(),
+            r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#
+        );
+    }
+
+    #[test]
+    fn scalar_and_string_envelopes() {
+        assert_eq!(
+            success(&Value::Scalar(-1500, f64::NEG_INFINITY)).to_string(),
+            r#"{"status":"success","data":{"resultType":"scalar","result":[-1.5,"-Inf"]}}"#
+        );
+        assert_eq!(
+            success(&Value::String(2000, "a\"b".into())).to_string(),
+            r#"{"status":"success","data":{"resultType":"string","result":[2,"a\"b"]}}"#
+        );
+    }
+
+    #[test]
+    fn error_envelope() {
+        let e = PromError::bad_data("parse error: unexpected end of input");
+        assert_eq!(
+            error(&e).to_string(),
+            r#"{"status":"error","errorType":"bad_data","error":"parse error: unexpected end of input"}"#
+        );
+    }
+
+    #[test]
+    fn metadata_endpoints() {
+        let s = series(&[
+            l(&[("__name__", "up"), ("job", "a")]),
+            l(&[("__name__", "up")]),
+        ]);
+        assert_eq!(
+            s.to_string(),
+            r#"{"status":"success","data":[{"__name__":"up","job":"a"},{"__name__":"up"}]}"#
+        );
+        let names = ["job".to_owned(), "__name__".to_owned(), "job".to_owned()];
+        assert_eq!(
+            labels(&names).to_string(),
+            r#"{"status":"success","data":["__name__","job"]}"#
+        );
+        assert_eq!(
+            label_values(&["web".into(), "api".into()]).to_string(),
+            r#"{"status":"success","data":["api","web"]}"#
+        );
+        assert_eq!(
+            buildinfo().to_string(),
+            r#"{"status":"success","data":{"version":"2.42.0-kockpit-sandbox","revision":"","branch":"","buildUser":"","buildDate":"","goVersion":"go1.19.8"}}"#
+        );
+    }
+
+    #[test]
+    fn times_parse_as_unix_seconds_or_rfc3339() {
+        assert_eq!(parse_time("1700000000"), Ok(1_700_000_000_000));
+        assert_eq!(parse_time("1700000000.123"), Ok(1_700_000_000_123));
+        assert_eq!(parse_time("1700000000.1236"), Ok(1_700_000_000_124));
+        assert_eq!(parse_time("-1.5"), Ok(-1500));
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20.123Z"),
+            Ok(1_700_000_000_123)
+        );
+        assert_eq!(
+            parse_time("2023-11-14T23:13:20+01:00"),
+            Ok(1_700_000_000_000)
+        );
+        for bad in ["", "now", "NaN", "Inf", "1e300", "2023-11-14"] {
+            let e = parse_time(bad).unwrap_err();
+            assert_eq!(e.error_type, "bad_data");
+            assert_eq!(
+                e.message,
+                format!("cannot parse {bad:?} to a valid timestamp")
+            );
+        }
+    }
+
+    #[test]
+    fn durations_parse_as_seconds_or_prometheus_units() {
+        for (s, ms) in [
+            ("15", 15_000),
+            ("1.5", 1500),
+            ("0.0005", 0),
+            ("15s", 15_000),
+            ("1m", 60_000),
+            ("1h30m", 5_400_000),
+            ("2d", 172_800_000),
+            ("1w", 604_800_000),
+            ("1y", 31_536_000_000),
+            ("100ms", 100),
+            ("1m30s500ms", 90_500),
+            ("0", 0),
+        ] {
+            assert_eq!(parse_duration(s), Ok(ms), "{s}");
+        }
+        for bad in ["", "s", "1x", "1m1h", "1s1s", "-1m", "1.5m", "NaN"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert!(
+            parse_duration("1e10")
+                .unwrap_err()
+                .message
+                .contains("overflows int64")
+        );
+    }
+
+    #[test]
+    fn match_selectors_become_store_matchers() {
+        let m = parse_selector(r#"up{job=~"api|web", zone!=""}"#).unwrap();
+        let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["__name__", "job", "zone"]);
+        assert!(m[1].matches("web") && !m[1].matches("webs"));
+        assert!(parse_selector(r#"{job="api"}"#).is_ok());
+        for bad in ["rate(up[5m])", "up offset 5m", "up{", "{}", "1"] {
+            assert_eq!(
+                parse_selector(bad).unwrap_err().error_type,
+                "bad_data",
+                "{bad}"
+            );
+        }
     }
 }

@@ -10,8 +10,11 @@
 //! the evaluator treats it exactly as Prometheus does (instant selectors stop returning the
 //! series, range selectors skip the marker).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Ordering;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use regex::Regex;
@@ -27,18 +30,22 @@ pub fn is_stale(v: f64) -> bool {
     v.to_bits() == STALE_NAN.to_bits()
 }
 
-/// A sorted, deduplicated set of label pairs (including `__name__`), cheap to clone.
+/// A sorted, deduplicated set of label pairs (including `__name__`), cheap to clone and
+/// to hash (the hash is computed once, on construction).
 ///
 /// Labels with empty values are dropped on construction, as Prometheus treats an empty
-/// value exactly like an absent label.
-#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(Arc<[(String, String)]>);
+/// value exactly like an absent label. Ordering is Prometheus's `labels.Compare`.
+#[derive(Clone)]
+pub struct Labels(Arc<LabelSet>);
+
+struct LabelSet {
+    hash: u64,
+    pairs: Box<[(String, String)]>,
+}
 
 impl Labels {
     /// Builds a label set from pairs in any order; a repeated name keeps its last value.
-    pub fn new<K: Into<String>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
+    pub fn new<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
         let mut v: Vec<(String, String)> = pairs
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
@@ -53,15 +60,25 @@ impl Labels {
             }
         }
         out.retain(|(_, v)| !v.is_empty());
-        Labels(out.into())
+        Labels::from_sorted(out)
+    }
+
+    fn from_sorted(pairs: Vec<(String, String)>) -> Self {
+        let mut h = DefaultHasher::new();
+        pairs.hash(&mut h);
+        Labels(Arc::new(LabelSet {
+            hash: h.finish(),
+            pairs: pairs.into(),
+        }))
     }
 
     /// The value of label `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        let pairs = &self.0.pairs;
+        pairs
             .binary_search_by(|(k, _)| k.as_str().cmp(name))
             .ok()
-            .map(|i| self.0[i].1.as_str())
+            .map(|i| pairs[i].1.as_str())
     }
 
     /// The metric name (`__name__`), if present.
@@ -71,23 +88,24 @@ impl Labels {
 
     /// Label pairs in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.0.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.pairs.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.pairs.is_empty()
     }
 
     /// The subset of labels whose names satisfy `keep`.
     pub fn filter(&self, keep: impl Fn(&str) -> bool) -> Labels {
-        if self.0.iter().all(|(k, _)| keep(k)) {
+        let pairs = &self.0.pairs;
+        if pairs.iter().all(|(k, _)| keep(k)) {
             return self.clone();
         }
-        Labels(self.0.iter().filter(|(k, _)| keep(k)).cloned().collect())
+        Labels::from_sorted(pairs.iter().filter(|(k, _)| keep(k)).cloned().collect())
     }
 
     /// These labels without `__name__`.
@@ -97,14 +115,51 @@ impl Labels {
 
     /// A copy with `name` set to `value` (removed if `value` is empty).
     pub fn with(&self, name: &str, value: &str) -> Labels {
-        let rest = self.0.iter().filter(|(k, _)| k != name).cloned();
+        let rest = self.0.pairs.iter().filter(|(k, _)| k != name).cloned();
         Labels::new(rest.chain(std::iter::once((name.to_owned(), value.to_owned()))))
     }
 
     fn heap_bytes(&self) -> usize {
-        // Arc header (two counters) + the pair array + the string bytes.
-        16 + self.0.len() * std::mem::size_of::<(String, String)>()
-            + self.0.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+        // Arc counters + hash + boxed pair array + the string bytes.
+        16 + std::mem::size_of::<LabelSet>()
+            + self.len() * std::mem::size_of::<(String, String)>()
+            + self.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+    }
+}
+
+impl Default for Labels {
+    fn default() -> Self {
+        Labels::from_sorted(Vec::new())
+    }
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.0.hash == other.0.hash && self.0.pairs == other.0.pairs)
+    }
+}
+
+impl Eq for Labels {}
+
+impl Hash for Labels {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0.hash);
+    }
+}
+
+impl Ord for Labels {
+    fn cmp(&self, other: &Self) -> Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return Ordering::Equal;
+        }
+        self.0.pairs.cmp(&other.0.pairs)
+    }
+}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -234,7 +289,7 @@ impl Series {
 /// The store: series by label set, each with a bounded sample history.
 pub struct Tsdb {
     retention_ms: i64,
-    series: BTreeMap<Labels, Series>,
+    series: HashMap<Labels, Series>,
     newest_ms: i64,
     next_gc_ms: i64,
 }
@@ -244,7 +299,7 @@ impl Tsdb {
     pub fn new(retention_ms: i64) -> Self {
         Tsdb {
             retention_ms: retention_ms.max(1),
-            series: BTreeMap::new(),
+            series: HashMap::new(),
             newest_ms: i64::MIN,
             next_gc_ms: i64::MIN,
         }
@@ -300,15 +355,20 @@ impl Tsdb {
             .saturating_add((self.retention_ms / 60).max(1000));
     }
 
-    /// All series matching every matcher, in label order, with all retained samples.
-    pub fn select_ref<'a>(&'a self, matchers: &'a [Matcher]) -> impl Iterator<Item = SeriesRef<'a>> {
-        self.series
+    /// All series matching every matcher, sorted by labels (as Prometheus's storage
+    /// returns them), with all retained samples.
+    pub fn select_ref(&self, matchers: &[Matcher]) -> Vec<SeriesRef<'_>> {
+        let mut out: Vec<SeriesRef<'_>> = self
+            .series
             .iter()
             .filter(|(labels, _)| matchers.iter().all(|m| m.matches_labels(labels)))
             .map(|(labels, s)| SeriesRef {
                 labels,
                 samples: s.live(),
             })
+            .collect();
+        out.sort_unstable_by(|a, b| a.labels.cmp(b.labels));
+        out
     }
 
     /// Matching series with their samples in `[start_ms, end_ms]` (staleness markers
@@ -320,6 +380,7 @@ impl Tsdb {
         end_ms: i64,
     ) -> Vec<(Labels, Vec<(i64, f64)>)> {
         self.select_ref(matchers)
+            .into_iter()
             .filter_map(|s| {
                 let w = window(s.samples, start_ms, end_ms);
                 (!w.is_empty()).then(|| (s.labels.clone(), w.to_vec()))
@@ -331,6 +392,7 @@ impl Tsdb {
     /// matcher list matches every series.
     pub fn series(&self, matchers: &[Matcher], start_ms: i64, end_ms: i64) -> Vec<Labels> {
         self.select_ref(matchers)
+            .into_iter()
             .filter(|s| !window(s.samples, start_ms, end_ms).is_empty())
             .map(|s| s.labels.clone())
             .collect()
@@ -340,6 +402,7 @@ impl Tsdb {
     pub fn label_names(&self, matchers: &[Matcher], start_ms: i64, end_ms: i64) -> Vec<String> {
         let names: BTreeSet<&str> = self
             .select_ref(matchers)
+            .into_iter()
             .filter(|s| !window(s.samples, start_ms, end_ms).is_empty())
             .flat_map(|s| s.labels.iter().map(|(k, _)| k))
             .collect();
@@ -356,6 +419,7 @@ impl Tsdb {
     ) -> Vec<String> {
         let values: BTreeSet<&str> = self
             .select_ref(matchers)
+            .into_iter()
             .filter(|s| !window(s.samples, start_ms, end_ms).is_empty())
             .filter_map(|s| s.labels.get(name))
             .collect();
@@ -373,7 +437,7 @@ impl Tsdb {
 
     /// Estimated heap use: sample buffers at capacity, label sets, and map nodes.
     pub fn memory_bytes(&self) -> usize {
-        const MAP_ENTRY: usize = 64; // B-tree node share per entry (key, value, edges).
+        const MAP_ENTRY: usize = 64; // hash table slot (key, value, control byte) and slack
         self.series
             .iter()
             .map(|(labels, s)| {
@@ -412,7 +476,10 @@ mod tests {
         assert_eq!(l.get("x"), None);
         assert_eq!(l.name(), Some("up"));
         assert_eq!(l.without_name().to_string(), r#"{job="b"}"#);
-        assert_eq!(l.with("a", "1").to_string(), r#"{__name__="up", a="1", job="b"}"#);
+        assert_eq!(
+            l.with("a", "1").to_string(),
+            r#"{__name__="up", a="1", job="b"}"#
+        );
         assert_eq!(l.with("job", "").to_string(), r#"{__name__="up"}"#);
         assert_eq!(Labels::default().to_string(), "{}");
         assert_eq!(lbl(&[("q", "a\"b")]).to_string(), r#"{q="a\"b"}"#);
@@ -477,7 +544,11 @@ mod tests {
         let series: Vec<Labels> = (0..300)
             .map(|i| {
                 let pod = format!("checkout-7d9f8c6b5-{i:05}");
-                lbl(&[("__name__", "http_requests_total"), ("namespace", "production"), ("pod", &pod)])
+                lbl(&[
+                    ("__name__", "http_requests_total"),
+                    ("namespace", "production"),
+                    ("pod", &pod),
+                ])
             })
             .collect();
         for s in 0..7200 {
@@ -489,11 +560,14 @@ mod tests {
         // Everything within the last hour (inclusive) and nothing older.
         assert_eq!(db.sample_count(), 300 * 3601);
         let oldest = db.select(&[], 0, i64::MAX)[0].1[0].0;
-        assert_eq!(oldest, 7199_000 - 3_600_000);
+        assert_eq!(oldest, 7_199_000 - 3_600_000);
         // 3601 live samples fit a 4096-slot buffer: 64 KiB per series, 300 series ≈ 19.7 MB.
         let bytes = db.memory_bytes();
         assert!(bytes < 300 * 67 * 1024, "memory_bytes = {bytes}");
-        assert!(bytes > 300 * 3601 * 16, "memory_bytes = {bytes} is not honest");
+        assert!(
+            bytes > 300 * 3601 * 16,
+            "memory_bytes = {bytes} is not honest"
+        );
     }
 
     #[test]
@@ -515,9 +589,16 @@ mod tests {
     fn label_names_and_values_follow_matchers_and_time_range() {
         let mut db = Tsdb::new(3_600_000);
         db.append(&lbl(&[("__name__", "up"), ("job", "api")]), 1000, 1.0);
-        db.append(&lbl(&[("__name__", "up"), ("job", "web"), ("zone", "a")]), 5000, 1.0);
+        db.append(
+            &lbl(&[("__name__", "up"), ("job", "web"), ("zone", "a")]),
+            5000,
+            1.0,
+        );
         db.append(&lbl(&[("__name__", "info"), ("version", "v1")]), 1000, 1.0);
-        assert_eq!(db.label_names(&[], 0, 9000), ["__name__", "job", "version", "zone"]);
+        assert_eq!(
+            db.label_names(&[], 0, 9000),
+            ["__name__", "job", "version", "zone"]
+        );
         assert_eq!(db.label_names(&[], 0, 2000), ["__name__", "job", "version"]);
         let up = [Matcher::equal(METRIC_NAME, "up")];
         assert_eq!(db.label_values("job", &up, 0, 9000), ["api", "web"]);
