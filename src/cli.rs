@@ -26,7 +26,10 @@ pub enum Command {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct SandboxArgs {
+    #[command(subcommand)]
+    pub action: Option<SandboxAction>,
     /// Address for the Kubernetes API (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
@@ -48,6 +51,9 @@ pub struct SandboxArgs {
     /// Stop the clock; it moves only through POST /sandbox/v1/clock (for tests).
     #[arg(long)]
     pub manual_clock: bool,
+    /// Start the simulated clock at this time (RFC 3339), for reproducible runs.
+    #[arg(long)]
+    pub clock_start: Option<jiff::Timestamp>,
     /// Seconds between watch BOOKMARK events.
     #[arg(long, default_value_t = 60)]
     pub bookmark_seconds: u64,
@@ -56,10 +62,77 @@ pub struct SandboxArgs {
     pub history: usize,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum SandboxAction {
+    /// Inject, list and clear faults in a running sandbox.
+    Fault(FaultArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FaultArgs {
+    /// The sandbox's Kubernetes URL; default: the server of the current context in $KUBECONFIG.
+    #[arg(long, global = true, env = "KOCKPIT_SANDBOX")]
+    pub server: Option<String>,
+    #[command(subcommand)]
+    pub command: FaultCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FaultCommand {
+    /// Inject a fault into one app (optionally one version) of an environment.
+    Add(FaultAdd),
+    /// List faults with their ids, windows and whether they are active.
+    List,
+    /// Clear one fault by id, or all of them.
+    Clear {
+        /// The fault to clear; all when omitted.
+        id: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("kind").required(true).multiple(false)))]
+pub struct FaultAdd {
+    /// Environment (namespace), e.g. `production`.
+    #[arg(long = "env")]
+    pub namespace: String,
+    /// App (the `app` label), e.g. `checkout`.
+    #[arg(long)]
+    pub app: String,
+    /// Only this version: an image tag (`1.5.0`) or a track/colour label (`canary`, `green`).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Answer this fraction of requests (0..1) with 5xx.
+    #[arg(long, group = "kind")]
+    pub error_ratio: Option<f64>,
+    /// Add this many milliseconds to every request.
+    #[arg(long, group = "kind")]
+    pub latency_ms: Option<f64>,
+    /// Make containers crash shortly after they start (CrashLoopBackOff).
+    #[arg(long, group = "kind")]
+    pub crash_loop: bool,
+    /// Make readiness probes fail.
+    #[arg(long, group = "kind")]
+    pub readiness_failure: bool,
+    /// New pods take this many extra seconds to become Ready.
+    #[arg(long, group = "kind")]
+    pub slow_rollout: Option<f64>,
+    /// Start this many seconds from now.
+    #[arg(long)]
+    pub delay: Option<f64>,
+    /// End after this many seconds (default: until cleared).
+    #[arg(long)]
+    pub duration: Option<f64>,
+}
+
 pub fn main() -> Result<()> {
     color_eyre::install()?;
     let cli = Cli::parse();
     match cli.command {
+        Some(Command::Sandbox(SandboxArgs {
+            action: Some(SandboxAction::Fault(f)),
+            ..
+        })) => crate::sandbox::client::run(f),
         Some(Command::Sandbox(args)) => run_sandbox(args),
         None => {
             eprintln!("kockpit: the cockpit view is not built yet; try `kockpit sandbox --help`");
@@ -91,6 +164,7 @@ fn run_sandbox(args: SandboxArgs) -> Result<()> {
             seed: args.seed,
             speed: args.speed,
             manual_clock: args.manual_clock,
+            clock_start: args.clock_start,
             history_limit: args.history,
             bookmark_interval: std::time::Duration::from_secs(args.bookmark_seconds.max(1)),
             world: true,

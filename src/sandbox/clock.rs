@@ -27,11 +27,20 @@ pub struct Clock {
 impl Clock {
     /// Real time, `speed` times as fast (1.0 = wall clock).
     pub fn real(speed: f64) -> Self {
+        Self::real_from(Timestamp::now(), speed)
+    }
+
+    /// Runs like [`Clock::real`] but starts at `start`.
+    pub fn real_from(start: Timestamp, speed: f64) -> Self {
         Clock {
             mode: Mutex::new(Mode::Real {
                 base_real: Instant::now(),
-                base_sim: Timestamp::now(),
-                speed: if speed > 0.0 { speed } else { 1.0 },
+                base_sim: start,
+                speed: if speed > 0.0 && speed.is_finite() {
+                    speed
+                } else {
+                    1.0
+                },
             }),
         }
     }

@@ -91,6 +91,7 @@ const PATHS: &[&str] = &[
 
 /// What a container writes, line by line, during `[from, to)` of one run.
 fn lines_between(
+    sb: &Sandbox,
     pod: &Value,
     container: &Value,
     run: Run,
@@ -106,7 +107,7 @@ fn lines_between(
         .get("image")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let version = image.rsplit(':').next().unwrap_or("latest");
+    let version = super::faults::image_tag(image);
     let env = container
         .get("env")
         .and_then(Value::as_array)
@@ -161,35 +162,53 @@ fn lines_between(
         }
     }
     push(s + ms(120), "INFO  upstream connections ready".to_string());
-    // Access log: whole seconds after start-up, a few requests each.
-    let first = (from.as_second()).max(s.as_second() + 1);
-    let last = to.as_second();
-    for sec in first..=last {
-        let h = mix(uid, sec, 0);
-        let n = 1 + (h % 3) as i64;
-        for i in 0..n {
-            let r = mix(uid, sec, i as u64 + 1);
-            let t = Timestamp::from_second(sec).unwrap_or(s) + ms(((r >> 8) % 1000) as i64);
-            let path = PATHS[(r % PATHS.len() as u64) as usize];
-            let method = if (r >> 20).is_multiple_of(4) {
-                "POST"
-            } else {
-                "GET"
-            };
-            // About 0.2 % server errors from a healthy version.
-            let (level, code) = if (r >> 24).is_multiple_of(500) {
-                ("ERROR", 503)
-            } else if (r >> 24).is_multiple_of(97) {
-                ("WARN ", 404)
-            } else {
-                ("INFO ", 200)
-            };
-            let latency = 8 + ((r >> 32) % 60) as i64 + if code == 503 { 900 } else { 0 };
-            let trace = format!("{:016x}", mix(uid, sec, i as u64 + 100));
-            push(
-                t,
-                format!("{level} {method} {path} {code} {latency}ms trace={trace}"),
-            );
+    // Access log: exactly the requests the traffic model sent this pod, second by second.
+    let ns = meta_str(pod, "namespace").unwrap_or_default();
+    let app = pod
+        .pointer("/metadata/labels/app")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let served = sb.metrics.pod_served(
+        ns,
+        app,
+        version,
+        meta_str(pod, "name").unwrap_or_default(),
+        from.as_second().max(s.as_second()),
+        to.as_second(),
+    );
+    for (sec, second) in served {
+        let mut i: u64 = 0;
+        for (code, count) in second.by_code {
+            for _ in 0..count {
+                i += 1;
+                let r = mix(uid, sec, i);
+                let t = Timestamp::from_second(sec).unwrap_or(s) + ms(((r >> 8) % 1000) as i64);
+                let path = PATHS[(r % PATHS.len() as u64) as usize];
+                let method = if (r >> 20).is_multiple_of(4) {
+                    "POST"
+                } else {
+                    "GET"
+                };
+                let level = match code {
+                    500.. => "ERROR",
+                    400.. => "WARN ",
+                    _ => "INFO ",
+                };
+                // Around the version's mean latency in that second.
+                let mean = second.mean_latency.unwrap_or(0.05) * 1000.0;
+                let jitter = 0.5 + ((r >> 32) % 1000) as f64 / 1000.0;
+                let latency = (mean * jitter).round() as i64;
+                let trace = format!("{:016x}", mix(uid, sec, i + 1_000_000));
+                let detail = match code {
+                    503 => " error=\"upstream unavailable\"",
+                    500 => " error=\"internal error\"",
+                    _ => "",
+                };
+                push(
+                    t,
+                    format!("{level} {method} {path} {code} {latency}ms trace={trace}{detail}"),
+                );
+            }
         }
     }
     out.sort_by_key(|(t, _)| *t);
@@ -319,7 +338,15 @@ pub async fn serve(sb: &Arc<Sandbox>, p: LogParams, t: &LogTarget) -> Response<B
     if let Some(st) = p.since_time {
         from = from.max(st);
     }
-    let mut history = lines_between(&r.pod, &r.container, r.run, from, now);
+    // Lines exist up to the last simulated traffic second.
+    let horizon = |now: Timestamp| {
+        sb.metrics
+            .newest_second()
+            .and_then(|s| Timestamp::from_second(s + 1).ok())
+            .map_or(now, |h| h.min(now))
+    };
+    let now = horizon(now);
+    let mut history = lines_between(sb, &r.pod, &r.container, r.run, from, now);
     if let Some(n) = p.tail_lines {
         let skip = history.len().saturating_sub(n);
         history.drain(..skip);
@@ -356,6 +383,11 @@ pub async fn serve(sb: &Arc<Sandbox>, p: LogParams, t: &LogTarget) -> Response<B
                 return;
             }
             let now = sb2.store.clock.now();
+            let now = sb2
+                .metrics
+                .newest_second()
+                .and_then(|s| Timestamp::from_second(s + 1).ok())
+                .map_or(now, |h| h.min(now));
             let faults = pod_faults(&sb2, &pod);
             let _ = &r.faults;
             let (current, _) = runs(r.created, &r.container, now, &faults);
@@ -365,7 +397,7 @@ pub async fn serve(sb: &Arc<Sandbox>, p: LogParams, t: &LogTarget) -> Response<B
                 _ => now,
             };
             let mut text = String::new();
-            for (ts, l) in lines_between(&r.pod, &r.container, r.run, cursor, until) {
+            for (ts, l) in lines_between(&sb2, &r.pod, &r.container, r.run, cursor, until) {
                 text.push_str(&format_line(ts, &l, p.timestamps));
             }
             cursor = until;

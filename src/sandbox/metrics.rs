@@ -134,6 +134,90 @@ impl Metrics {
     }
 }
 
+/// What one pod served in one simulated second: requests by status code, and the mean
+/// latency (seconds) of its version in that second.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SecondServed {
+    pub by_code: Vec<(u16, u32)>,
+    pub mean_latency: Option<f64>,
+}
+
+impl Metrics {
+    /// The newest second the history holds.
+    pub fn newest_second(&self) -> Option<i64> {
+        self.traffic.last_second()
+    }
+
+    /// Per second in `[from_s, to_s]`, what a pod served (from the same counters Prometheus
+    /// sees, so logs and metrics agree).
+    pub fn pod_served(
+        &self,
+        ns: &str,
+        app: &str,
+        version: &str,
+        pod: &str,
+        from_s: i64,
+        to_s: i64,
+    ) -> std::collections::BTreeMap<i64, SecondServed> {
+        use prom::Matcher;
+        let db = self.tsdb.read().unwrap_or_else(|e| e.into_inner());
+        let (start, end) = ((from_s - 1) * 1000, to_s * 1000);
+        let mut out: std::collections::BTreeMap<i64, SecondServed> = Default::default();
+        let deltas = |series: &[(i64, f64)], mut f: Box<dyn FnMut(i64, f64) + '_>| {
+            for w in series.windows(2) {
+                let (a, b) = (w[0], w[1]);
+                if !prom::tsdb::is_stale(a.1) && !prom::tsdb::is_stale(b.1) && b.1 >= a.1 {
+                    f(b.0 / 1000, b.1 - a.1);
+                }
+            }
+        };
+        let requests = [
+            Matcher::equal("__name__", "http_requests_total"),
+            Matcher::equal("namespace", ns),
+            Matcher::equal("pod", pod),
+        ];
+        for (labels, samples) in db.select(&requests, start, end) {
+            let code: u16 = labels.get("code").and_then(|c| c.parse().ok()).unwrap_or(0);
+            deltas(
+                &samples,
+                Box::new(|s, d| {
+                    if d > 0.0 {
+                        out.entry(s).or_default().by_code.push((code, d as u32));
+                    }
+                }),
+            );
+        }
+        let hist = |name: &'static str| {
+            [
+                Matcher::equal("__name__", name),
+                Matcher::equal("namespace", ns),
+                Matcher::equal("app", app),
+                Matcher::equal("version", version),
+            ]
+        };
+        let sums = db.select(&hist("http_request_duration_seconds_sum"), start, end);
+        let counts = db.select(&hist("http_request_duration_seconds_count"), start, end);
+        if let (Some((_, sum)), Some((_, count))) = (sums.first(), counts.first()) {
+            let mut dsum = std::collections::BTreeMap::new();
+            deltas(
+                sum,
+                Box::new(|s, d| {
+                    dsum.insert(s, d);
+                }),
+            );
+            deltas(
+                count,
+                Box::new(|s, d| {
+                    if let (Some(total), true, Some(e)) = (dsum.get(&s), d > 0.0, out.get_mut(&s)) {
+                        e.mean_latency = Some(total / d);
+                    }
+                }),
+            );
+        }
+        out
+    }
+}
+
 /// Labels of the i-th histogram series of a version: buckets in order, +Inf, sum, count.
 fn hist_labels(ns: &str, app: &str, version: &str, i: usize, instance: &str) -> Labels {
     let name = match i {

@@ -8,6 +8,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod client;
 pub mod clock;
 pub mod control;
 pub mod controllers;
@@ -54,6 +55,8 @@ pub struct Config {
     pub speed: f64,
     /// Start with a clock that only moves through the control API (tests).
     pub manual_clock: bool,
+    /// Where the simulated clock starts (default: now).
+    pub clock_start: Option<jiff::Timestamp>,
     /// Changes kept for watches; older resourceVersions get 410 Gone.
     pub history_limit: usize,
     /// How often idle watches get a BOOKMARK (the real server: about a minute).
@@ -71,6 +74,7 @@ impl Default for Config {
             seed: 1,
             speed: 1.0,
             manual_clock: false,
+            clock_start: None,
             history_limit: 50_000,
             bookmark_interval: Duration::from_secs(60),
             world: true,
@@ -157,10 +161,11 @@ preferences: {{}}
 
 /// Build the sandbox (seeding the world) and serve it on `cfg.listen`.
 pub async fn start(cfg: Config) -> std::io::Result<Running> {
+    let start = cfg.clock_start.unwrap_or_else(jiff::Timestamp::now);
     let clock = if cfg.manual_clock {
-        Arc::new(Clock::manual(jiff::Timestamp::now()))
+        Arc::new(Clock::manual(start))
     } else {
-        Arc::new(Clock::real(cfg.speed))
+        Arc::new(Clock::real_from(start, cfg.speed))
     };
     let sandbox = Arc::new(Sandbox {
         store: Store::new(clock, cfg.seed, cfg.history_limit),

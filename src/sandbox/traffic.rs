@@ -161,6 +161,11 @@ fn labels_match(sel: &Value, pod: &Value) -> bool {
 }
 
 impl Traffic {
+    /// The last simulated second.
+    pub fn last_second(&self) -> Option<i64> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).last
+    }
+
     /// Begin simulating at `second` (earlier than now to give the charts a past).
     pub fn start_at(&self, second: i64) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());

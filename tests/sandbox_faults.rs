@@ -1,0 +1,422 @@
+//! Faults, traffic routing and the clock: what drills and tests rely on. Faults are injected
+//! through the sandbox's HTTP API and its CLI client; their effects are read back through
+//! kubectl, the Prometheus API and pod logs, as an operator would see them.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{SandboxProc, eventually, http_post_json, http_request};
+use serde_json::Value;
+
+/// An instant query against the sandbox's Prometheus API: (labels, value) per series.
+fn query(sb: &SandboxProc, q: &str) -> Vec<(Value, f64)> {
+    let url = format!("{}/api/v1/query?query={}", sb.prometheus, url_escape(q));
+    let (status, body) = http_request("GET", &url, "text/plain", "");
+    assert_eq!(status, 200, "{q}: {body}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    v["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| {
+            let x = s["value"][1]
+                .as_str()
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(f64::NAN);
+            (s["metric"].clone(), x)
+        })
+        .collect()
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of the series whose `version` label is `v`.
+fn by_version(rows: &[(Value, f64)], v: &str) -> Option<f64> {
+    rows.iter()
+        .find(|(m, _)| m["version"] == v)
+        .map(|(_, x)| *x)
+}
+
+fn error_ratio(sb: &SandboxProc, window: &str) -> Vec<(Value, f64)> {
+    query(
+        sb,
+        &format!(
+            r#"sum by (version) (rate(http_requests_total{{namespace="production",app="checkout",code=~"5.."}}[{window}])) / sum by (version) (rate(http_requests_total{{namespace="production",app="checkout"}}[{window}]))"#
+        ),
+    )
+}
+
+fn rate_share(sb: &SandboxProc, app: &str, window: &str) -> Vec<(Value, f64)> {
+    query(
+        sb,
+        &format!(
+            r#"sum by (version) (rate(http_requests_total{{namespace="production",app="{app}"}}[{window}])) / scalar(sum(rate(http_requests_total{{namespace="production",app="{app}"}}[{window}])))"#
+        ),
+    )
+}
+
+#[test]
+fn an_error_fault_shows_in_metrics_and_in_the_logs() {
+    let sb = SandboxProc::start(&["--speed", "20"]);
+    http_post_json(
+        &format!("{}/sandbox/v1/faults", sb.url),
+        r#"{"namespace":"production","app":"checkout","version":"canary","kind":"errorRatio","value":0.3}"#,
+    );
+    // 120 simulated seconds.
+    std::thread::sleep(Duration::from_secs(6));
+    let rows = error_ratio(&sb, "90s");
+    let canary = by_version(&rows, "1.5.0").expect("canary error ratio");
+    assert!(
+        (0.2..0.4).contains(&canary),
+        "canary errors ≈ 30 %: {canary}"
+    );
+    let stable = by_version(&rows, "1.4.2").unwrap_or(0.0);
+    assert!(stable < 0.02, "stable unaffected: {stable}");
+
+    let pod = sb.kubectl_ok(&[
+        "get",
+        "pods",
+        "-n",
+        "production",
+        "-l",
+        "app=checkout,track=canary",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    let logs = sb.kubectl_ok(&["logs", pod.trim(), "-n", "production", "--since=90s"]);
+    let access: Vec<&str> = logs.lines().filter(|l| l.contains(" trace=")).collect();
+    let errors = access
+        .iter()
+        .filter(|l| l.contains(" 500 ") || l.contains(" 503 "))
+        .count();
+    let share = errors as f64 / access.len().max(1) as f64;
+    assert!(
+        access.len() > 100,
+        "the canary served traffic: {} lines",
+        access.len()
+    );
+    assert!(
+        (0.2..0.4).contains(&share),
+        "about 30 % of logged requests failed: {share}"
+    );
+}
+
+#[test]
+fn the_fault_cli_adds_lists_and_clears() {
+    let sb = SandboxProc::start(&[]);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kockpit"))
+            .args(["sandbox", "fault"])
+            .args(args)
+            .env("KUBECONFIG", sb.kubeconfig_path())
+            .output()
+            .expect("run kockpit");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = run(&[
+        "add",
+        "--env",
+        "production",
+        "--app",
+        "checkout",
+        "--version",
+        "1.5.0",
+        "--latency-ms",
+        "400",
+        "--duration",
+        "600",
+    ]);
+    assert!(ok && out.contains("latency") && out.contains("f1"), "{out}");
+    let (ok, out) = run(&[
+        "add",
+        "--env",
+        "staging",
+        "--app",
+        "payments",
+        "--crash-loop",
+    ]);
+    assert!(ok && out.contains("crashLoop"), "{out}");
+    let (ok, out) = run(&["list"]);
+    assert!(ok && out.lines().count() == 3, "{out}");
+    let (ok, out) = run(&["clear", "f1"]);
+    assert!(ok && out.contains("cleared fault f1"), "{out}");
+    let (ok, out) = run(&["clear", "f1"]);
+    assert!(!ok && out.contains("no fault with id f1"), "{out}");
+    let (ok, out) = run(&[
+        "add",
+        "--env",
+        "staging",
+        "--app",
+        "payments",
+        "--error-ratio",
+        "1.5",
+    ]);
+    assert!(
+        !ok && out.contains("errorRatio must be within 0..1"),
+        "{out}"
+    );
+    let (ok, out) = run(&["clear"]);
+    assert!(ok && out.contains("cleared 1 fault(s)"), "{out}");
+}
+
+#[test]
+fn crash_loop_and_readiness_faults_then_recovery() {
+    let sb = SandboxProc::start(&["--speed", "20"]);
+    let body = r#"{"namespace":"production","app":"payments","version":"green","kind":"crashLoop","durationSeconds":40}"#;
+    http_post_json(&format!("{}/sandbox/v1/faults", sb.url), body);
+    eventually(Duration::from_secs(20), "green pods crash-looping", || {
+        let pods = sb.kubectl_ok(&[
+            "get",
+            "pods",
+            "-n",
+            "production",
+            "-l",
+            "app=payments,version=green",
+        ]);
+        (pods.matches("CrashLoopBackOff").count() == 2).then_some(())
+    });
+    let blue = sb.kubectl_ok(&[
+        "get",
+        "pods",
+        "-n",
+        "production",
+        "-l",
+        "app=payments,version=blue",
+    ]);
+    assert!(
+        !blue.contains("CrashLoopBackOff"),
+        "blue unaffected:\n{blue}"
+    );
+    // The fault ends after 40 s; the next restart stays up.
+    eventually(Duration::from_secs(30), "green pods Ready again", || {
+        let r = sb.kubectl_ok(&[
+            "get",
+            "deploy",
+            "payments-green",
+            "-n",
+            "production",
+            "-o",
+            "jsonpath={.status.readyReplicas}",
+        ]);
+        (r == "2").then_some(())
+    });
+    let restarts = sb.kubectl_ok(&[
+        "get",
+        "pods",
+        "-n",
+        "production",
+        "-l",
+        "app=payments,version=green",
+        "-o",
+        "jsonpath={.items[*].status.containerStatuses[0].restartCount}",
+    ]);
+    assert!(
+        restarts
+            .split_whitespace()
+            .all(|r| r.parse::<i64>().unwrap_or(0) >= 1),
+        "{restarts}"
+    );
+
+    let body =
+        r#"{"namespace":"production","app":"payments","version":"blue","kind":"readinessFailure"}"#;
+    let fault: Value = serde_json::from_str(&http_post_json(
+        &format!("{}/sandbox/v1/faults", sb.url),
+        body,
+    ))
+    .expect("fault");
+    eventually(Duration::from_secs(10), "blue endpoints not ready", || {
+        let ep = sb.kubectl_ok(&[
+            "get",
+            "endpoints",
+            "payments",
+            "-n",
+            "production",
+            "-o",
+            "json",
+        ]);
+        let v: Value = serde_json::from_str(&ep).ok()?;
+        (v["subsets"][0]["notReadyAddresses"]
+            .as_array()
+            .map(Vec::len)
+            == Some(2))
+        .then_some(())
+    });
+    let id = fault["id"].as_str().expect("id");
+    let (status, _) = http_request(
+        "DELETE",
+        &format!("{}/sandbox/v1/faults/{id}", sb.url),
+        "application/json",
+        "",
+    );
+    assert_eq!(status, 200);
+    eventually(
+        Duration::from_secs(10),
+        "blue endpoints ready again",
+        || {
+            let ep = sb.kubectl_ok(&[
+                "get",
+                "endpoints",
+                "payments",
+                "-n",
+                "production",
+                "-o",
+                "jsonpath={.subsets[0].addresses[*].ip}",
+            ]);
+            (ep.split_whitespace().count() == 2).then_some(())
+        },
+    );
+}
+
+#[test]
+fn a_slow_rollout_holds_new_pods_back() {
+    let sb = SandboxProc::start(&["--speed", "20"]);
+    http_post_json(
+        &format!("{}/sandbox/v1/faults", sb.url),
+        r#"{"namespace":"staging","app":"frontend","kind":"slowRollout","value":120}"#,
+    );
+    sb.kubectl_ok(&[
+        "set",
+        "image",
+        "deployment/frontend",
+        "frontend=registry.local/frontend:3.3.0",
+        "-n",
+        "staging",
+    ]);
+    let err = sb.kubectl_err(&[
+        "rollout",
+        "status",
+        "deployment/frontend",
+        "-n",
+        "staging",
+        "--timeout=2s",
+    ]);
+    assert!(err.contains("timed out"), "{err}");
+    // 120 simulated seconds later the new pods are Ready.
+    sb.kubectl_ok(&[
+        "rollout",
+        "status",
+        "deployment/frontend",
+        "-n",
+        "staging",
+        "--timeout=30s",
+    ]);
+}
+
+#[test]
+fn traffic_follows_weights_selectors_and_readiness() {
+    let sb = SandboxProc::start(&["--speed", "20"]);
+    std::thread::sleep(Duration::from_secs(4));
+    let share = rate_share(&sb, "checkout", "60s");
+    let canary = by_version(&share, "1.5.0").expect("canary share");
+    assert!(
+        (0.05..0.15).contains(&canary),
+        "HTTPRoute 90/10: canary share {canary}"
+    );
+
+    sb.kubectl_ok(&["patch", "httproute", "checkout", "-n", "production", "--type=json", "-p",
+        r#"[{"op":"replace","path":"/spec/rules/0/backendRefs/0/weight","value":50},{"op":"replace","path":"/spec/rules/0/backendRefs/1/weight","value":50}]"#]);
+    std::thread::sleep(Duration::from_secs(4));
+    let share = rate_share(&sb, "checkout", "60s");
+    let canary = by_version(&share, "1.5.0").expect("canary share");
+    assert!(
+        (0.4..0.6).contains(&canary),
+        "HTTPRoute 50/50: canary share {canary}"
+    );
+
+    // Blue/green: the Service selector decides.
+    sb.kubectl_ok(&[
+        "patch",
+        "service",
+        "payments",
+        "-n",
+        "production",
+        "-p",
+        r#"{"spec":{"selector":{"version":"green"}}}"#,
+    ]);
+    std::thread::sleep(Duration::from_secs(4));
+    let share = rate_share(&sb, "payments", "60s");
+    assert!(
+        by_version(&share, "2.4.0").unwrap_or(0.0) > 0.95,
+        "all traffic on green: {share:?}"
+    );
+
+    // A version with no Ready pods gets nothing.
+    sb.kubectl_ok(&[
+        "scale",
+        "deployment/payments-green",
+        "--replicas=0",
+        "-n",
+        "production",
+    ]);
+    std::thread::sleep(Duration::from_secs(4));
+    let rate = query(
+        &sb,
+        r#"sum by (version) (rate(http_requests_total{namespace="production",app="payments"}[10s]))"#,
+    );
+    assert!(by_version(&rate, "2.4.0").unwrap_or(0.0) == 0.0, "{rate:?}");
+}
+
+#[test]
+fn a_manual_clock_and_seed_make_runs_reproducible() {
+    let start = "2026-11-20T10:00:00Z";
+    let args = [
+        "--manual-clock",
+        "--clock-start",
+        start,
+        "--backfill",
+        "300",
+        "--seed",
+        "7",
+    ];
+    let a = SandboxProc::start(&args);
+    let b = SandboxProc::start(&args);
+    let other = SandboxProc::start(&[
+        "--manual-clock",
+        "--clock-start",
+        start,
+        "--backfill",
+        "300",
+        "--seed",
+        "8",
+    ]);
+    for sb in [&a, &b, &other] {
+        let (status, body) = http_request(
+            "POST",
+            &format!("{}/sandbox/v1/clock", sb.url),
+            "application/json",
+            r#"{"advanceSeconds":30}"#,
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    let q = r#"sum by (version) (increase(http_requests_total{namespace="production",app="checkout"}[5m]))"#;
+    let (qa, qb, qo) = (query(&a, q), query(&b, q), query(&other, q));
+    assert!(!qa.is_empty());
+    assert_eq!(
+        format!("{qa:?}"),
+        format!("{qb:?}"),
+        "same seed, same clock: same traffic"
+    );
+    assert_ne!(
+        format!("{qa:?}"),
+        format!("{qo:?}"),
+        "another seed: other traffic"
+    );
+    let (_, clock) = http_request("GET", &format!("{}/sandbox/v1/clock", a.url), "", "");
+    assert!(clock.contains("2026-11-20T10:00:30Z"), "{clock}");
+}
