@@ -4,5 +4,7 @@
 //! `cli` (the command line). The cockpit, cluster actions, metrics, audit and drills build on
 //! these.
 
+pub mod app;
 pub mod cli;
+pub mod config;
 pub mod sandbox;

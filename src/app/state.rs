@@ -1,0 +1,298 @@
+//! The cockpit's state: compact view models of what the watchers and pollers reported, and
+//! what the operator is looking at. Rendering is a pure function of this; only
+//! [`super::update`] changes it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+/// Which pane of an environment has the keyboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pane {
+    #[default]
+    Apps,
+    Pods,
+    Logs,
+    Events,
+}
+
+impl Pane {
+    pub const ORDER: [Pane; 4] = [Pane::Apps, Pane::Pods, Pane::Logs, Pane::Events];
+}
+
+/// The connection to one environment's cluster.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Conn {
+    #[default]
+    Connecting,
+    Live,
+    /// Failing; the message says why (and the watchers keep retrying).
+    Error(String),
+}
+
+/// A status message in the footer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub text: String,
+    pub error: bool,
+    pub at: Timestamp,
+}
+
+/// Everything the cockpit shows.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub envs: Vec<EnvState>,
+    /// The environment with the keyboard (the visible tab when narrow).
+    pub active_env: usize,
+    pub focus: Pane,
+    /// The time of the last tick (renders ages and "now" on charts).
+    pub now: Timestamp,
+    pub read_only: bool,
+    /// Running on the built-in sandbox.
+    pub sandbox: bool,
+    pub help: bool,
+    /// The log filter being typed (`/`), if any.
+    pub filter_input: Option<String>,
+    /// Chart window in seconds.
+    pub chart_window: i64,
+    pub notice: Option<Notice>,
+    /// Terminal size (columns, rows).
+    pub size: (u16, u16),
+    pub quit: bool,
+}
+
+/// One environment: its cluster objects, derived apps, metrics and logs.
+#[derive(Debug, Clone, Default)]
+pub struct EnvState {
+    pub name: String,
+    pub context: String,
+    pub namespace: String,
+    pub production: bool,
+    pub read_only: bool,
+    pub conn: Conn,
+    pub deployments: BTreeMap<String, DeploymentView>,
+    pub replicasets: BTreeMap<String, ReplicaSetView>,
+    pub pods: BTreeMap<String, PodView>,
+    pub services: BTreeMap<String, ServiceView>,
+    pub routes: BTreeMap<String, RouteView>,
+    /// Newest last; bounded.
+    pub events: VecDeque<EventView>,
+    /// Derived from the objects above after every change, sorted by name.
+    pub apps: Vec<AppView>,
+    pub selected_app: usize,
+    pub selected_pod: usize,
+    pub events_scroll: usize,
+    /// Per app name.
+    pub metrics: BTreeMap<String, AppMetrics>,
+    pub logs: LogBuffer,
+}
+
+pub type Labels = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeploymentView {
+    pub name: String,
+    pub labels: Labels,
+    /// `spec.selector.matchLabels`.
+    pub selector: Labels,
+    pub template_labels: Labels,
+    pub annotations: Labels,
+    pub replicas: i32,
+    /// Image references of the template's containers.
+    pub images: Vec<String>,
+    pub revision: i64,
+    pub generation: i64,
+    pub observed_generation: i64,
+    pub status_replicas: i32,
+    pub updated: i32,
+    pub ready: i32,
+    pub available: i32,
+    pub paused: bool,
+    /// `Progressing` condition: reason and message.
+    pub progressing: Option<(String, String)>,
+    pub created: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplicaSetView {
+    pub name: String,
+    /// Owning Deployment.
+    pub owner: Option<String>,
+    pub revision: i64,
+    pub images: Vec<String>,
+    pub change_cause: Option<String>,
+    pub replicas: i32,
+    pub ready: i32,
+    pub created: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PodView {
+    pub name: String,
+    pub labels: Labels,
+    /// Image tag of the first container: the pod's version.
+    pub version: String,
+    /// kubectl's STATUS column (`Running`, `CrashLoopBackOff`, `Terminating`, …).
+    pub status: String,
+    pub ready_containers: u16,
+    pub containers: u16,
+    pub ready: bool,
+    pub restarts: i32,
+    pub last_restart: Option<Timestamp>,
+    pub created: Option<Timestamp>,
+    pub node: String,
+    /// Owning ReplicaSet.
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServiceView {
+    pub name: String,
+    pub selector: Labels,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RouteView {
+    pub name: String,
+    /// `(service, weight)` of the first rule's backendRefs.
+    pub backends: Vec<(String, i64)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventView {
+    pub time: Option<Timestamp>,
+    pub warning: bool,
+    pub reason: String,
+    /// `Kind/name` of the object.
+    pub object: String,
+    pub message: String,
+    pub count: i32,
+}
+
+/// How an app releases.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Strategy {
+    /// Stable and canary Deployments; `canary_weight` in percent (None: unknown).
+    Canary {
+        router: Router,
+        canary_weight: Option<f64>,
+    },
+    /// Blue and green Deployments behind one Service; the colour it selects.
+    BlueGreen { service: String, active: String },
+    /// One Deployment, rolling updates.
+    Rolling,
+}
+
+/// What splits canary traffic.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Router {
+    HttpRoute(String),
+    /// One Service selecting both tracks: weight = ready replica ratio.
+    ReplicaRatio(String),
+}
+
+/// A version's role within its app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Stable,
+    Canary,
+    /// Blue/green: the colour the Service selects.
+    Active,
+    Idle,
+    Primary,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionView {
+    pub deployment: String,
+    pub role: Role,
+    /// `track`/`version` label (stable, canary, blue, green) if any.
+    pub track: Option<String>,
+    /// Image tag.
+    pub tag: String,
+    pub ready: i32,
+    pub desired: i32,
+    /// Share of the app's traffic in percent, where the router says.
+    pub weight: Option<f64>,
+}
+
+/// Rollout progress as `kubectl rollout status` computes it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rollout {
+    Complete,
+    /// Waiting for the controller to observe the new spec.
+    WaitingForSpec,
+    /// `n of m updated`, `old replicas pending termination`, `n of m available`.
+    Progressing(String),
+    /// Progress deadline exceeded.
+    Failed(String),
+    Paused,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppView {
+    pub name: String,
+    pub strategy: Strategy,
+    /// Stable/active/primary first.
+    pub versions: Vec<VersionView>,
+    /// The primary Deployment's revision and rollout (canary: the canary's; blue/green:
+    /// the idle colour's, which is what is being prepared).
+    pub revision: i64,
+    pub rollout: Rollout,
+    /// Argo CD or Flux manage it (labels/annotations).
+    pub gitops: Option<String>,
+}
+
+/// One point of a chart: (unix seconds, value); `None` = no traffic at that point.
+pub type Point = (i64, Option<f64>);
+
+/// Panel data for one version of one app.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VersionSeries {
+    pub version: String,
+    pub error_ratio: Vec<Point>,
+    pub p99_seconds: Vec<Point>,
+    pub rps: Vec<Point>,
+}
+
+/// Metrics of one app, as last fetched.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AppMetrics {
+    pub fetched_at: Option<Timestamp>,
+    /// Chart range: start and end (unix seconds).
+    pub range: (i64, i64),
+    /// Empty: no data (the query returned nothing, or no Prometheus).
+    pub versions: Vec<VersionSeries>,
+    /// Why the last fetch failed, if it did.
+    pub error: Option<String>,
+}
+
+/// One log line, already made safe for the terminal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub ts: Option<Timestamp>,
+    pub pod: Arc<str>,
+    pub text: String,
+}
+
+/// The logs pane: a bounded buffer following one app's pods.
+#[derive(Debug, Clone, Default)]
+pub struct LogBuffer {
+    /// The app followed.
+    pub app: Option<String>,
+    pub lines: VecDeque<LogLine>,
+    pub bytes: usize,
+    /// Lines dropped from the front to stay within bounds.
+    pub dropped: u64,
+    /// Case-insensitive substring filter.
+    pub filter: Option<String>,
+    pub paused: bool,
+    /// Lines scrolled back from the newest.
+    pub scroll: usize,
+}
+
+impl LogBuffer {
+    pub const MAX_LINES: usize = 5_000;
+    pub const MAX_BYTES: usize = 2 * 1024 * 1024;
+}
