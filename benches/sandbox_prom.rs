@@ -13,7 +13,11 @@ const ERRORS: &str = r#"sum by (version) (rate(http_requests_total{namespace="pr
 
 fn http_get(addr: std::net::SocketAddr, path: &str) -> usize {
     let mut s = TcpStream::connect(addr).expect("connect");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n").expect("write");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).expect("read");
     buf.len()

@@ -17,6 +17,34 @@ use crate::sandbox;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    #[command(flatten)]
+    pub cockpit: CockpitArgs,
+}
+
+/// How the cockpit finds its environments, keys and colours.
+#[derive(Debug, clap::Args)]
+pub struct CockpitArgs {
+    /// Config file (default: $XDG_CONFIG_HOME/kockpit/config.toml, if it exists).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// An environment: NAME=CONTEXT/NAMESPACE (repeatable; replaces the config's envs).
+    #[arg(long = "env", value_name = "NAME=CONTEXT/NAMESPACE")]
+    pub envs: Vec<String>,
+    /// Kubeconfig to read contexts from (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Prometheus URL for environments given with --env.
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// Key bindings patching the defaults (default: $XDG_CONFIG_HOME/kockpit/keymap.toml).
+    #[arg(long, value_name = "PATH")]
+    pub keymap: Option<PathBuf>,
+    /// Theme: dark, light, high-contrast, monochrome, or a theme file.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub theme: Option<String>,
+    /// Show everything, change nothing.
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,11 +162,105 @@ pub fn main() -> Result<()> {
             ..
         })) => crate::sandbox::client::run(f),
         Some(Command::Sandbox(args)) => run_sandbox(args),
-        None => {
-            eprintln!("kockpit: the cockpit view is not built yet; try `kockpit sandbox --help`");
-            Ok(())
-        }
+        None => run_cockpit(cli.cockpit),
     }
+}
+
+/// Print a configuration error (it names the file and line) and exit with status 2.
+fn config_error(e: impl std::fmt::Display) -> ! {
+    eprintln!("kockpit: {e}");
+    std::process::exit(2)
+}
+
+/// Everything the cockpit needs, from flags and files; a bad file ends the program here,
+/// before the terminal is taken over.
+fn cockpit_options(args: CockpitArgs) -> crate::tui::Options {
+    use crate::config::{file, keymap::Keymap, theme};
+    let config = file::load(args.config.as_deref())
+        .unwrap_or_else(|e| config_error(e))
+        .unwrap_or_default();
+    let envs: Vec<file::EnvConfig> = if args.envs.is_empty() {
+        config.envs.clone()
+    } else {
+        args.envs
+            .iter()
+            .map(|s| file::parse_env_flag(s).unwrap_or_else(|e| config_error(e)))
+            .map(|mut e| {
+                if e.prometheus.is_none() {
+                    e.prometheus = args.prometheus.clone();
+                }
+                e
+            })
+            .collect()
+    };
+    let keymap = Keymap::load(args.keymap.as_deref()).unwrap_or_else(|e| config_error(e));
+    let colors = theme::ColorEnv::detect();
+    let theme_name = args.theme.clone().or(config.theme.clone());
+    let theme =
+        theme::Theme::load(theme_name.as_deref(), &colors).unwrap_or_else(|e| config_error(e));
+    crate::tui::Options {
+        envs: envs
+            .into_iter()
+            .map(|e| crate::tui::EnvSpec {
+                name: e.name,
+                context: e.context,
+                namespace: e.namespace,
+                prometheus: e.prometheus,
+                production: e.production,
+                read_only: e.read_only,
+            })
+            .collect(),
+        kubeconfig: args.kubeconfig.or(config.kubeconfig.clone()),
+        read_only: args.read_only || config.read_only,
+        chart_window: i64::from(config.chart_minutes) * 60,
+        ui: crate::ui::UiContext {
+            theme,
+            help: keymap.help(),
+            max_error_ratio: config.thresholds.max_error_ratio,
+            max_p99_seconds: config.thresholds.max_p99_seconds,
+        },
+        keymap,
+    }
+}
+
+fn run_cockpit(args: CockpitArgs) -> Result<()> {
+    let opts = cockpit_options(args);
+    init_file_tracing();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .wrap_err("starting the async runtime")?;
+    rt.block_on(crate::tui::run(opts))
+}
+
+/// The cockpit owns the terminal: its log goes to a file under the XDG state dir.
+fn init_file_tracing() {
+    use etcetera::BaseStrategy;
+    let Ok(dirs) = etcetera::choose_base_strategy() else {
+        return;
+    };
+    let dir = dirs
+        .state_dir()
+        .unwrap_or_else(|| dirs.data_dir())
+        .join("kockpit");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("kockpit.log"))
+    else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KOCKPIT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
 }
 
 fn init_tracing() {

@@ -6,5 +6,9 @@
 
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod config;
+pub mod metrics;
 pub mod sandbox;
+pub mod tui;
+pub mod ui;

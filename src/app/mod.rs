@@ -2,7 +2,12 @@
 //! function that is the only place where it changes.
 
 pub mod action;
+pub mod derive;
+pub mod msg;
 pub mod state;
+pub mod update;
 
 pub use action::Action;
+pub use msg::{Change, ClusterEvent, Cmd, Msg};
 pub use state::AppState;
+pub use update::{Outcome, update};

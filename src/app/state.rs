@@ -281,6 +281,8 @@ pub struct LogLine {
 pub struct LogBuffer {
     /// The app followed.
     pub app: Option<String>,
+    /// Its pods whose logs are being streamed.
+    pub pods: Vec<String>,
     pub lines: VecDeque<LogLine>,
     pub bytes: usize,
     /// Lines dropped from the front to stay within bounds.

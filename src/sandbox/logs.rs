@@ -139,6 +139,12 @@ fn lines_between(
         s + ms(87),
         "\u{1b}[32mINFO\u{1b}[0m  listening on :8080 (http), :9090 (metrics)".to_string(),
     );
+    // Attackers put escape sequences into headers that end up in logs (log injection): this
+    // one would retitle the terminal, clear it and fake a red line if shown raw.
+    push(
+        s + ms(95),
+        "WARN  rejected request: bad header x-debug=\"\u{1b}]0;pwned\u{7}\u{1b}[2J\u{1b}[31mFAKE ALERT\u{1b}[0m\"".to_string(),
+    );
     if let Some(end) = run.end {
         // The failure comes just before the exit.
         let e = |n: i64| end - SignedDuration::from_millis(n);

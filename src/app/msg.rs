@@ -1,0 +1,77 @@
+//! Messages into the core: what background tasks report and what the operator does.
+
+use crossterm::event::KeyEvent;
+use jiff::Timestamp;
+
+use super::action::Action;
+use super::state::{
+    AppMetrics, Conn, DeploymentView, EventView, LogLine, PodView, ReplicaSetView, RouteView,
+    ServiceView,
+};
+
+/// A change to one kind of object, as a watcher reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change<T> {
+    Upsert(T),
+    Delete(String),
+    /// The watcher (re)listed: these are all the objects now.
+    Reset(Vec<T>),
+}
+
+/// What a watcher saw in one environment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClusterEvent {
+    Deployment(Change<DeploymentView>),
+    ReplicaSet(Change<ReplicaSetView>),
+    Pod(Change<PodView>),
+    Service(Change<ServiceView>),
+    Route(Change<RouteView>),
+    Event(EventView),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    /// A key bound to an action.
+    Action(Action),
+    /// A key while the filter is being typed.
+    FilterKey(KeyEvent),
+    Resize(u16, u16),
+    Tick(Timestamp),
+    Cluster {
+        env: usize,
+        event: ClusterEvent,
+    },
+    Conn {
+        env: usize,
+        conn: Conn,
+    },
+    /// New log lines for the app an environment follows.
+    Logs {
+        env: usize,
+        app: String,
+        lines: Vec<LogLine>,
+    },
+    Metrics {
+        env: usize,
+        app: String,
+        result: Result<AppMetrics, String>,
+    },
+}
+
+/// Work for the runtime, returned by `update`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cmd {
+    /// Follow the logs of these pods of `app` in `env` (an empty list stops following).
+    FollowLogs {
+        env: usize,
+        app: String,
+        pods: Vec<String>,
+    },
+    /// Poll metrics for these apps of `env` over the last `window` seconds.
+    WatchMetrics {
+        env: usize,
+        apps: Vec<String>,
+        window: i64,
+    },
+    Quit,
+}

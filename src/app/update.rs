@@ -1,0 +1,456 @@
+//! The only place the state changes: `update(state, msg)` applies one message and returns
+//! whether the screen needs redrawing and what the runtime should do next. No I/O, no clock.
+
+use crossterm::event::{KeyCode, KeyModifiers};
+use jiff::Timestamp;
+
+use super::action::Action;
+use super::derive;
+use super::msg::{Change, ClusterEvent, Cmd, Msg};
+use super::state::{AppState, EnvState, LogBuffer, Notice, Pane};
+
+/// Chart windows the zoom keys step through (seconds).
+pub const WINDOWS: [i64; 5] = [300, 900, 1800, 3600, 10_800];
+/// Events kept per environment.
+pub const MAX_EVENTS: usize = 200;
+
+/// What an update asks of the runtime.
+#[derive(Debug, Default, PartialEq)]
+pub struct Outcome {
+    /// The screen shows something different now.
+    pub dirty: bool,
+    pub cmds: Vec<super::msg::Cmd>,
+}
+
+impl Outcome {
+    fn dirty() -> Self {
+        Outcome {
+            dirty: true,
+            cmds: Vec::new(),
+        }
+    }
+}
+
+impl AppState {
+    pub fn new(envs: Vec<EnvState>, now: Timestamp, chart_window: i64) -> Self {
+        AppState {
+            envs,
+            active_env: 0,
+            focus: Pane::Apps,
+            now,
+            read_only: false,
+            sandbox: false,
+            help: false,
+            filter_input: None,
+            chart_window,
+            notice: None,
+            size: (80, 24),
+            quit: false,
+        }
+    }
+
+    /// The commands that start following the initial selection (call once at start-up).
+    pub fn start(&self) -> Vec<Cmd> {
+        (0..self.envs.len())
+            .flat_map(|i| [metrics_cmd(self, i)])
+            .collect()
+    }
+}
+
+fn metrics_cmd(state: &AppState, env: usize) -> Cmd {
+    Cmd::WatchMetrics {
+        env,
+        apps: state.envs[env]
+            .apps
+            .iter()
+            .map(|a| a.name.clone())
+            .collect(),
+        window: state.chart_window,
+    }
+}
+
+/// Apply one message.
+pub fn update(state: &mut AppState, msg: Msg) -> Outcome {
+    match msg {
+        Msg::Action(a) => action(state, a),
+        Msg::FilterKey(k) => filter_key(state, k),
+        Msg::Resize(w, h) => {
+            state.size = (w, h);
+            Outcome::dirty()
+        }
+        Msg::Tick(now) => tick(state, now),
+        Msg::Cluster { env, event } => cluster(state, env, event),
+        Msg::Conn { env, conn } => match state.envs.get_mut(env) {
+            Some(e) if e.conn != conn => {
+                e.conn = conn;
+                Outcome::dirty()
+            }
+            _ => Outcome::default(),
+        },
+        Msg::Logs { env, app, lines } => {
+            let Some(e) = state.envs.get_mut(env) else {
+                return Outcome::default();
+            };
+            if e.logs.app.as_deref() != Some(app.as_str()) || lines.is_empty() {
+                return Outcome::default();
+            }
+            push_logs(&mut e.logs, lines);
+            Outcome::dirty()
+        }
+        Msg::Metrics { env, app, result } => {
+            let Some(e) = state.envs.get_mut(env) else {
+                return Outcome::default();
+            };
+            match result {
+                Ok(m) => {
+                    e.metrics.insert(app, m);
+                }
+                Err(err) => {
+                    e.metrics.entry(app).or_default().error = Some(err);
+                }
+            }
+            Outcome::dirty()
+        }
+    }
+}
+
+fn push_logs(b: &mut LogBuffer, lines: Vec<super::state::LogLine>) {
+    let n = lines.len();
+    for l in lines {
+        b.bytes += l.text.len() + l.pod.len();
+        b.lines.push_back(l);
+    }
+    // A paused or scrolled-back view stays on the lines it shows.
+    if b.paused || b.scroll > 0 {
+        b.scroll += n;
+    }
+    while b.lines.len() > LogBuffer::MAX_LINES || b.bytes > LogBuffer::MAX_BYTES {
+        match b.lines.pop_front() {
+            Some(l) => {
+                b.bytes -= l.text.len() + l.pod.len();
+                b.dropped += 1;
+            }
+            None => break,
+        }
+    }
+    b.scroll = b.scroll.min(b.lines.len().saturating_sub(1));
+}
+
+fn tick(state: &mut AppState, now: Timestamp) -> Outcome {
+    let before = state.now;
+    state.now = now;
+    // The screen changes with time only where it shows the minute, or ages of young objects
+    // (kubectl ages count seconds under ten minutes).
+    let minute = |t: Timestamp| t.as_second().div_euclid(60);
+    let young = state.envs.iter().any(|e| {
+        let newest = e.pods.values().filter_map(|p| p.created).max();
+        let last_event = e.events.back().and_then(|ev| ev.time);
+        [newest, last_event]
+            .into_iter()
+            .flatten()
+            .any(|t| now.duration_since(t).as_secs() < 600)
+    });
+    Outcome {
+        dirty: minute(before) != minute(now) || young,
+        cmds: Vec::new(),
+    }
+}
+
+fn filter_key(state: &mut AppState, k: crossterm::event::KeyEvent) -> Outcome {
+    let Some(text) = state.filter_input.as_mut() else {
+        return Outcome::default();
+    };
+    match k.code {
+        KeyCode::Esc => state.filter_input = None,
+        KeyCode::Enter => {
+            let f = text.trim().to_string();
+            let env = state.active_env;
+            if let Some(e) = state.envs.get_mut(env) {
+                e.logs.filter = (!f.is_empty()).then_some(f);
+                e.logs.scroll = 0;
+            }
+            state.filter_input = None;
+        }
+        KeyCode::Backspace => {
+            text.pop();
+        }
+        KeyCode::Char('u') if k.modifiers.contains(KeyModifiers::CONTROL) => text.clear(),
+        KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
+            if text.len() < 200 {
+                text.push(c);
+            }
+        }
+        _ => return Outcome::default(),
+    }
+    Outcome::dirty()
+}
+
+fn step(i: usize, len: usize, delta: isize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    (i as isize + delta).clamp(0, len as isize - 1) as usize
+}
+
+fn action(state: &mut AppState, a: Action) -> Outcome {
+    if state.help {
+        if matches!(a, Action::Help | Action::Back | Action::Quit) {
+            state.help = false;
+            return Outcome::dirty();
+        }
+        return Outcome::default();
+    }
+    let env_count = state.envs.len();
+    let page = (state.size.1 as isize / 3).max(1);
+    match a {
+        Action::Quit => {
+            state.quit = true;
+            Outcome {
+                dirty: false,
+                cmds: vec![Cmd::Quit],
+            }
+        }
+        Action::Help => {
+            state.help = true;
+            Outcome::dirty()
+        }
+        Action::Up
+        | Action::Down
+        | Action::PageUp
+        | Action::PageDown
+        | Action::Top
+        | Action::Bottom => {
+            let delta = match a {
+                Action::Up => -1,
+                Action::Down => 1,
+                Action::PageUp => -page,
+                Action::PageDown => page,
+                Action::Top => -isize::MAX / 2,
+                _ => isize::MAX / 2,
+            };
+            move_selection(state, delta)
+        }
+        Action::NextPane | Action::PrevPane => {
+            let i = Pane::ORDER
+                .iter()
+                .position(|p| *p == state.focus)
+                .unwrap_or(0);
+            let n = Pane::ORDER.len();
+            let next = if a == Action::NextPane {
+                (i + 1) % n
+            } else {
+                (i + n - 1) % n
+            };
+            state.focus = Pane::ORDER[next];
+            Outcome::dirty()
+        }
+        Action::NextEnv | Action::PrevEnv if env_count > 0 => {
+            state.active_env = if a == Action::NextEnv {
+                (state.active_env + 1) % env_count
+            } else {
+                (state.active_env + env_count - 1) % env_count
+            };
+            Outcome::dirty()
+        }
+        Action::Filter => {
+            let current = state
+                .envs
+                .get(state.active_env)
+                .and_then(|e| e.logs.filter.clone())
+                .unwrap_or_default();
+            state.filter_input = Some(current);
+            state.focus = Pane::Logs;
+            Outcome::dirty()
+        }
+        Action::PauseLogs => match state.envs.get_mut(state.active_env) {
+            Some(e) => {
+                e.logs.paused = !e.logs.paused;
+                if !e.logs.paused {
+                    e.logs.scroll = 0;
+                }
+                Outcome::dirty()
+            }
+            None => Outcome::default(),
+        },
+        Action::Back => {
+            let env = state.active_env;
+            match state.envs.get_mut(env) {
+                Some(e) if e.logs.filter.is_some() => {
+                    e.logs.filter = None;
+                    Outcome::dirty()
+                }
+                _ if state.notice.is_some() => {
+                    state.notice = None;
+                    Outcome::dirty()
+                }
+                _ => Outcome::default(),
+            }
+        }
+        Action::ZoomIn | Action::ZoomOut => {
+            let i = WINDOWS
+                .iter()
+                .position(|w| *w >= state.chart_window)
+                .unwrap_or(1);
+            let j = if a == Action::ZoomIn {
+                i.saturating_sub(1)
+            } else {
+                (i + 1).min(WINDOWS.len() - 1)
+            };
+            state.chart_window = WINDOWS[j];
+            Outcome {
+                dirty: true,
+                cmds: (0..state.envs.len())
+                    .map(|e| metrics_cmd(state, e))
+                    .collect(),
+            }
+        }
+        a if a.mutates() => {
+            let env = state.envs.get(state.active_env);
+            let text = if state.read_only || env.is_some_and(|e| e.read_only) {
+                "read-only: actions that change the cluster are disabled".to_string()
+            } else {
+                format!("{}: not available in this build yet", a.describe())
+            };
+            state.notice = Some(Notice {
+                text,
+                error: true,
+                at: state.now,
+            });
+            Outcome::dirty()
+        }
+        _ => Outcome::default(),
+    }
+}
+
+fn move_selection(state: &mut AppState, delta: isize) -> Outcome {
+    let focus = state.focus;
+    let Some(e) = state.envs.get_mut(state.active_env) else {
+        return Outcome::default();
+    };
+    match focus {
+        Pane::Apps => {
+            let before = e.selected_app;
+            e.selected_app = step(e.selected_app, e.apps.len(), delta);
+            if before == e.selected_app {
+                return Outcome::default();
+            }
+            e.selected_pod = 0;
+            let env = state.active_env;
+            Outcome {
+                dirty: true,
+                cmds: follow(state, env, true).into_iter().collect(),
+            }
+        }
+        Pane::Pods => {
+            let n = e
+                .apps
+                .get(e.selected_app)
+                .map(|a| derive::app_pods(e, a).len())
+                .unwrap_or(0);
+            e.selected_pod = step(e.selected_pod, n, delta);
+            Outcome::dirty()
+        }
+        Pane::Logs => {
+            // Up scrolls back in time.
+            let n = e.logs.lines.len();
+            e.logs.scroll = step(e.logs.scroll, n.max(1), -delta);
+            Outcome::dirty()
+        }
+        Pane::Events => {
+            e.events_scroll = step(e.events_scroll, e.events.len().max(1), delta);
+            Outcome::dirty()
+        }
+    }
+}
+
+/// Follow the logs of the selected app's pods if they changed (or `reset`: a new app).
+fn follow(state: &mut AppState, env: usize, reset: bool) -> Option<Cmd> {
+    let e = state.envs.get_mut(env)?;
+    let app = e.apps.get(e.selected_app)?.clone();
+    let pods: Vec<String> = derive::app_pods(e, &app)
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    let same_app = e.logs.app.as_deref() == Some(app.name.as_str());
+    if same_app && !reset && e.logs.pods == pods {
+        return None;
+    }
+    if !same_app {
+        let filter = e.logs.filter.take();
+        e.logs = LogBuffer {
+            app: Some(app.name.clone()),
+            filter,
+            ..Default::default()
+        };
+    }
+    e.logs.pods = pods.clone();
+    Some(Cmd::FollowLogs {
+        env,
+        app: app.name,
+        pods,
+    })
+}
+
+fn apply<T: Clone>(
+    map: &mut std::collections::BTreeMap<String, T>,
+    change: Change<T>,
+    name: impl Fn(&T) -> &str,
+) {
+    match change {
+        Change::Upsert(v) => {
+            map.insert(name(&v).to_string(), v);
+        }
+        Change::Delete(n) => {
+            map.remove(&n);
+        }
+        Change::Reset(all) => {
+            map.clear();
+            for v in all {
+                map.insert(name(&v).to_string(), v);
+            }
+        }
+    }
+}
+
+fn cluster(state: &mut AppState, env: usize, event: ClusterEvent) -> Outcome {
+    let Some(e) = state.envs.get_mut(env) else {
+        return Outcome::default();
+    };
+    let mut rederive = true;
+    match event {
+        ClusterEvent::Deployment(c) => apply(&mut e.deployments, c, |v| &v.name),
+        ClusterEvent::ReplicaSet(c) => {
+            apply(&mut e.replicasets, c, |v| &v.name);
+            rederive = false;
+        }
+        ClusterEvent::Pod(c) => {
+            apply(&mut e.pods, c, |v| &v.name);
+            rederive = false;
+        }
+        ClusterEvent::Service(c) => apply(&mut e.services, c, |v| &v.name),
+        ClusterEvent::Route(c) => apply(&mut e.routes, c, |v| &v.name),
+        ClusterEvent::Event(ev) => {
+            e.events.push_back(ev);
+            while e.events.len() > MAX_EVENTS {
+                e.events.pop_front();
+            }
+            return Outcome::dirty();
+        }
+    }
+    let mut cmds = Vec::new();
+    if rederive {
+        let selected = e.apps.get(e.selected_app).map(|a| a.name.clone());
+        let names_before: Vec<String> = e.apps.iter().map(|a| a.name.clone()).collect();
+        e.apps = derive::apps(e);
+        e.selected_app = selected
+            .and_then(|n| e.apps.iter().position(|a| a.name == n))
+            .unwrap_or(0)
+            .min(e.apps.len().saturating_sub(1));
+        let names_after: Vec<String> = e.apps.iter().map(|a| a.name.clone()).collect();
+        if names_before != names_after {
+            cmds.push(metrics_cmd(state, env));
+        }
+    }
+    cmds.extend(follow(state, env, false));
+    Outcome { dirty: true, cmds }
+}

@@ -1,0 +1,77 @@
+//! The bottom line: the filter being typed, else the latest notice (errors in the error style),
+//! else the main keys, taken from the bindings in force.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+
+use super::UiContext;
+use super::text::{sanitize, width};
+use super::values::age;
+use crate::app::Action;
+use crate::app::state::AppState;
+
+/// The keys worth a reminder, with their short names, in order of importance.
+const MAIN_KEYS: [(Action, &str); 9] = [
+    (Action::Help, "help"),
+    (Action::Quit, "quit"),
+    (Action::Filter, "filter"),
+    (Action::NextPane, "pane"),
+    (Action::NextEnv, "env"),
+    (Action::Promote, "promote"),
+    (Action::Abort, "abort"),
+    (Action::Flip, "flip"),
+    (Action::Rollback, "rollback"),
+];
+
+pub(super) fn render(buf: &mut Buffer, area: Rect, state: &AppState, ctx: &UiContext) {
+    if area.height == 0 {
+        return;
+    }
+    let t = &ctx.theme;
+    let line = if let Some(input) = &state.filter_input {
+        Line::from(vec![
+            Span::styled(" /", t.title),
+            Span::raw(sanitize(input)),
+            Span::styled(" ", t.selected),
+            Span::styled("  enter apply · esc cancel", t.dim),
+        ])
+    } else if let Some(n) = &state.notice {
+        let (mark, style) = if n.error {
+            ("✖ ", t.error)
+        } else {
+            ("", t.base)
+        };
+        Line::from(vec![
+            Span::styled(format!(" {mark}{}", sanitize(&n.text)), style),
+            Span::styled(format!("  {} ago", age(state.now, Some(n.at))), t.dim),
+        ])
+    } else {
+        hints(state, ctx, usize::from(area.width))
+    };
+    buf.set_line(area.x, area.y, &line, area.width);
+}
+
+/// `? help  q quit  / filter  …`, as many as fit; no mutating keys when read-only.
+fn hints<'a>(state: &AppState, ctx: &'a UiContext, room: usize) -> Line<'a> {
+    let mut spans = Vec::new();
+    let mut used = 0;
+    let keys = MAIN_KEYS
+        .iter()
+        .filter(|(a, _)| !(state.read_only && a.mutates()));
+    for (action, label) in keys {
+        let Some((key, _)) = ctx.help.iter().find(|(_, d)| d == action.describe()) else {
+            continue;
+        };
+        // The first of several keys is reminder enough.
+        let key = sanitize(key.split(", ").next().unwrap_or(key));
+        let w = 1 + width(&key) + 1 + label.len() + 1;
+        if used + w > room {
+            break;
+        }
+        used += w;
+        spans.push(Span::styled(format!(" {key}"), ctx.theme.title));
+        spans.push(Span::styled(format!(" {label} "), ctx.theme.dim));
+    }
+    Line::from(spans)
+}

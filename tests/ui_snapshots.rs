@@ -1,0 +1,836 @@
+//! What the operator sees: the cockpit's screens rendered into a `TestBackend` from fixed
+//! states (a fixed `now`), as plain-text snapshots at 80x24 (tabs), 120x35 (tmux, columns) and
+//! 200x50. Styles that carry meaning (production's frame, selection, failures, the limit line)
+//! are checked by assertions beside them, and hostile strings must never reach the terminal.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use kockpit::app::derive;
+use kockpit::app::state::{
+    AppMetrics, AppState, Conn, DeploymentView, EnvState, EventView, Labels, LogLine, Notice, Pane,
+    PodView, RouteView, ServiceView, VersionSeries,
+};
+use kockpit::config::keymap::Keymap;
+use kockpit::config::theme::Theme;
+use kockpit::ui::{self, UiContext};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::{Modifier, Style};
+
+// ---- fixtures ----
+
+fn now() -> Timestamp {
+    "2026-11-21T02:14:07Z".parse().unwrap()
+}
+
+fn ago(seconds: i64) -> Timestamp {
+    Timestamp::from_second(now().as_second() - seconds).unwrap()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn ctx(theme: Theme) -> UiContext {
+    UiContext {
+        theme,
+        help: Keymap::defaults().unwrap().help(),
+        max_error_ratio: 0.01,
+        max_p99_seconds: 0.5,
+    }
+}
+
+/// A Deployment whose rollout is complete: `ready` of `replicas` ready.
+fn deploy(
+    env: &mut EnvState,
+    name: &str,
+    sel: &[(&str, &str)],
+    tag: &str,
+    replicas: i32,
+    ready: i32,
+) {
+    let app = sel[0].1;
+    env.deployments.insert(
+        name.into(),
+        DeploymentView {
+            name: name.into(),
+            labels: labels(sel),
+            selector: labels(sel),
+            template_labels: labels(sel),
+            replicas,
+            images: vec![format!("registry.example/shop/{app}:{tag}")],
+            revision: 4,
+            generation: 2,
+            observed_generation: 2,
+            status_replicas: replicas,
+            updated: replicas,
+            ready,
+            available: ready,
+            created: Some(ago(40 * 86_400)),
+            ..Default::default()
+        },
+    );
+}
+
+/// Pods of a ReplicaSet: (suffix, status, ready, restarts).
+fn pods(
+    env: &mut EnvState,
+    rs: &str,
+    sel: &[(&str, &str)],
+    tag: &str,
+    specs: &[(&str, &str, bool, i32)],
+) {
+    for (i, (suffix, status, ready, restarts)) in specs.iter().enumerate() {
+        let name = format!("{rs}-{suffix}");
+        env.pods.insert(
+            name.clone(),
+            PodView {
+                name,
+                labels: labels(sel),
+                version: tag.into(),
+                status: (*status).into(),
+                ready_containers: u16::from(*ready),
+                containers: 1,
+                ready: *ready,
+                restarts: *restarts,
+                last_restart: (*restarts > 0).then(|| ago(75)),
+                created: Some(ago(3_600 * 5 + 600 * i as i64)),
+                node: format!(
+                    "ip-10-0-{}-{}.eu-west-1.compute.internal",
+                    1 + i % 3,
+                    20 + i
+                ),
+                owner: Some(rs.into()),
+            },
+        );
+    }
+}
+
+/// A series over the last 15 minutes, one point per 15 s: `f(i)` for i in 0..=60.
+fn points(f: impl Fn(i64) -> Option<f64>) -> Vec<(i64, Option<f64>)> {
+    let end = now().as_second();
+    (0..=60).map(|i| (end - 900 + 15 * i, f(i))).collect()
+}
+
+fn series(
+    version: &str,
+    err: impl Fn(i64) -> Option<f64>,
+    p99: impl Fn(i64) -> Option<f64>,
+) -> VersionSeries {
+    VersionSeries {
+        version: version.into(),
+        error_ratio: points(err),
+        p99_seconds: points(p99),
+        rps: points(|_| Some(40.0)),
+    }
+}
+
+/// A small wobble so lines look like lines.
+fn wobble(i: i64) -> f64 {
+    [0.0, 0.04, -0.03, 0.02, -0.05, 0.03][(i % 6) as usize]
+}
+
+fn metrics(versions: Vec<VersionSeries>) -> AppMetrics {
+    let end = now().as_second();
+    AppMetrics {
+        fetched_at: Some(ago(4)),
+        range: (end - 900, end),
+        versions,
+        error: None,
+    }
+}
+
+fn event(
+    ago_s: i64,
+    warning: bool,
+    reason: &str,
+    object: &str,
+    message: &str,
+    count: i32,
+) -> EventView {
+    EventView {
+        time: Some(ago(ago_s)),
+        warning,
+        reason: reason.into(),
+        object: object.into(),
+        message: message.into(),
+        count,
+    }
+}
+
+fn log(pod: &str, text: &str) -> LogLine {
+    LogLine {
+        ts: Some(ago(10)),
+        pod: Arc::from(pod),
+        text: text.into(),
+    }
+}
+
+/// One environment with the three release styles: `checkout` (canary 10 % by HTTPRoute),
+/// `payments` (blue/green, blue active) and `frontend` (rolling).
+fn shop(name: &str, context: &str, production: bool) -> EnvState {
+    let mut env = EnvState {
+        name: name.into(),
+        context: context.into(),
+        namespace: "shop".into(),
+        production,
+        conn: Conn::Live,
+        ..Default::default()
+    };
+    let stable = [("app", "checkout"), ("track", "stable")];
+    let canary = [("app", "checkout"), ("track", "canary")];
+    deploy(&mut env, "checkout", &stable, "1.4.2", 3, 3);
+    deploy(&mut env, "checkout-canary", &canary, "1.5.0", 1, 1);
+    pods(
+        &mut env,
+        "checkout-7d9f8b6c5",
+        &stable,
+        "1.4.2",
+        &[
+            ("x2x9k", "Running", true, 0),
+            ("b7m4q", "Running", true, 0),
+            ("kq8zt", "Running", true, 1),
+        ],
+    );
+    pods(
+        &mut env,
+        "checkout-canary-5f6d4c8b9",
+        &canary,
+        "1.5.0",
+        &[("h4n2w", "Running", true, 0)],
+    );
+    for (svc, sel) in [("checkout-stable", &stable), ("checkout-canary", &canary)] {
+        env.services.insert(
+            svc.into(),
+            ServiceView {
+                name: svc.into(),
+                selector: labels(sel),
+            },
+        );
+    }
+    env.routes.insert(
+        "checkout".into(),
+        RouteView {
+            name: "checkout".into(),
+            backends: vec![
+                ("checkout-stable".into(), 90),
+                ("checkout-canary".into(), 10),
+            ],
+        },
+    );
+
+    let blue = [("app", "payments"), ("version", "blue")];
+    let green = [("app", "payments"), ("version", "green")];
+    deploy(&mut env, "payments-blue", &blue, "2.7.1", 2, 2);
+    deploy(&mut env, "payments-green", &green, "2.8.0", 2, 2);
+    pods(
+        &mut env,
+        "payments-blue-6c7b8d9f4",
+        &blue,
+        "2.7.1",
+        &[("r5t6y", "Running", true, 0), ("u7i8o", "Running", true, 0)],
+    );
+    pods(
+        &mut env,
+        "payments-green-84f9c7d5b",
+        &green,
+        "2.8.0",
+        &[("a1s2d", "Running", true, 0), ("f3g4h", "Running", true, 0)],
+    );
+    env.services.insert(
+        "payments".into(),
+        ServiceView {
+            name: "payments".into(),
+            selector: labels(&blue),
+        },
+    );
+
+    let fe = [("app", "frontend")];
+    deploy(&mut env, "frontend", &fe, "3.2.0", 3, 3);
+    pods(
+        &mut env,
+        "frontend-6b8c9d7f5",
+        &fe,
+        "3.2.0",
+        &[
+            ("p0o9i", "Running", true, 0),
+            ("l8k7j", "Running", true, 0),
+            ("m6n5b", "Running", true, 0),
+        ],
+    );
+
+    env.metrics.insert(
+        "checkout".into(),
+        metrics(vec![
+            series(
+                "1.4.2",
+                |i| Some(0.001 * (1.0 + wobble(i))),
+                |i| Some(0.170 * (1.0 + wobble(i))),
+            ),
+            series(
+                "1.5.0",
+                |i| Some(0.002 * (1.0 + wobble(i + 2))),
+                |i| Some(0.180 * (1.0 + wobble(i + 1))),
+            ),
+        ]),
+    );
+    env.metrics.insert(
+        "payments".into(),
+        metrics(vec![
+            series(
+                "2.7.1",
+                |i| Some(0.0005 * (1.0 + wobble(i))),
+                |i| Some(0.120 * (1.0 + wobble(i))),
+            ),
+            series("2.8.0", |_| None, |_| None),
+        ]),
+    );
+    env.metrics.insert(
+        "frontend".into(),
+        metrics(vec![series(
+            "3.2.0",
+            |i| Some(0.0008 * (1.0 + wobble(i))),
+            |i| Some(0.090 * (1.0 + wobble(i))),
+        )]),
+    );
+    env.events = VecDeque::from(vec![
+        event(
+            1_500,
+            false,
+            "ScalingReplicaSet",
+            "Deployment/checkout-canary",
+            "Scaled up replica set checkout-canary-5f6d4c8b9 to 1",
+            1,
+        ),
+        event(
+            1_200,
+            false,
+            "Pulled",
+            "Pod/checkout-canary-5f6d4c8b9-h4n2w",
+            "Container image \"registry.example/shop/checkout:1.5.0\" already present on machine",
+            1,
+        ),
+        event(
+            300,
+            false,
+            "Started",
+            "Pod/checkout-canary-5f6d4c8b9-h4n2w",
+            "Started container checkout",
+            1,
+        ),
+    ]);
+    env.logs.app = Some("checkout".into());
+    env.logs.lines = VecDeque::from(vec![
+        log("checkout-7d9f8b6c5-x2x9k", "GET /cart 200 12ms"),
+        log("checkout-canary-5f6d4c8b9-h4n2w", "GET /cart 200 15ms"),
+        log("checkout-7d9f8b6c5-b7m4q", "POST /checkout 201 88ms"),
+        log("checkout-canary-5f6d4c8b9-h4n2w", "POST /checkout 201 97ms"),
+        log("checkout-7d9f8b6c5-kq8zt", "GET /cart 200 11ms"),
+    ]);
+    env
+}
+
+/// Production: the canary's p99 is climbing past 500 ms; `frontend` 3.2.0 is stuck at 2 of 6
+/// with CrashLoopBackOff while 3.1.0 still serves.
+fn production() -> EnvState {
+    let mut env = shop("production", "prd", true);
+    let canary = env.metrics.get_mut("checkout").unwrap();
+    canary.versions[1].p99_seconds = points(|i| {
+        Some(if i < 40 {
+            0.180
+        } else {
+            0.180 + 0.022 * (i - 40) as f64
+        })
+    });
+
+    let fe = [("app", "frontend")];
+    let d = env.deployments.get_mut("frontend").unwrap();
+    (
+        d.replicas,
+        d.updated,
+        d.ready,
+        d.available,
+        d.status_replicas,
+    ) = (6, 2, 4, 4, 6);
+    d.revision = 9;
+    d.progressing = Some((
+        "ProgressDeadlineExceeded".into(),
+        "ReplicaSet \"frontend-6b8c9d7f5\" has timed out progressing.".into(),
+    ));
+    env.pods.retain(|name, _| !name.starts_with("frontend-"));
+    pods(
+        &mut env,
+        "frontend-55d4c7b8f6",
+        &fe,
+        "3.1.0",
+        &[
+            ("q1w2e", "Running", true, 0),
+            ("r3t4y", "Running", true, 0),
+            ("u5i6o", "Running", true, 0),
+            ("p7a8s", "Running", true, 0),
+        ],
+    );
+    pods(
+        &mut env,
+        "frontend-6b8c9d7f5",
+        &fe,
+        "3.2.0",
+        &[
+            ("z9x8c", "CrashLoopBackOff", false, 5),
+            ("v7b6n", "CrashLoopBackOff", false, 4),
+        ],
+    );
+    env.metrics.insert(
+        "frontend".into(),
+        metrics(vec![
+            series(
+                "3.1.0",
+                |i| Some(0.0009 * (1.0 + wobble(i))),
+                |i| Some(0.150 * (1.0 + wobble(i))),
+            ),
+            series("3.2.0", |_| None, |_| None),
+        ]),
+    );
+    env.events.extend([
+        event(
+            600,
+            true,
+            "ProgressDeadlineExceeded",
+            "Deployment/frontend",
+            "ReplicaSet \"frontend-6b8c9d7f5\" has timed out progressing.",
+            1,
+        ),
+        event(
+            75,
+            true,
+            "BackOff",
+            "Pod/frontend-6b8c9d7f5-z9x8c",
+            "Back-off restarting failed container frontend in pod frontend-6b8c9d7f5-z9x8c",
+            23,
+        ),
+        event(
+            40,
+            true,
+            "BackOff",
+            "Pod/frontend-6b8c9d7f5-v7b6n",
+            "Back-off restarting failed container frontend in pod frontend-6b8c9d7f5-v7b6n",
+            19,
+        ),
+    ]);
+    env.events.make_contiguous().sort_by_key(|e| e.time);
+    env
+}
+
+fn select(env: &mut EnvState, app: &str) {
+    env.apps = derive::apps(env);
+    env.selected_app = env.apps.iter().position(|a| a.name == app).unwrap();
+}
+
+/// Staging and production side by side, production with the keyboard, `checkout` selected.
+fn dashboard() -> AppState {
+    let mut staging = shop("staging", "stg", false);
+    let mut prod = production();
+    select(&mut staging, "checkout");
+    select(&mut prod, "checkout");
+    AppState {
+        envs: vec![staging, prod],
+        active_env: 1,
+        focus: Pane::Apps,
+        now: now(),
+        read_only: false,
+        sandbox: true,
+        help: false,
+        filter_input: None,
+        chart_window: 900,
+        notice: None,
+        size: (80, 24),
+        quit: false,
+    }
+}
+
+/// Production's `frontend` selected, with the logs following it.
+fn frontend(focus: Pane) -> AppState {
+    let mut s = dashboard();
+    select(&mut s.envs[1], "frontend");
+    s.focus = focus;
+    let logs = &mut s.envs[1].logs;
+    logs.app = Some("frontend".into());
+    logs.dropped = 120;
+    logs.lines = VecDeque::from(vec![
+        log("frontend-55d4c7b8f6-q1w2e", "GET / 200 31ms"),
+        log(
+            "frontend-6b8c9d7f5-z9x8c",
+            "ERROR config key SHOP_API_URL is missing",
+        ),
+        log(
+            "frontend-6b8c9d7f5-z9x8c",
+            "Exception in thread \"main\" java.lang.IllegalStateException: SHOP_API_URL",
+        ),
+        log(
+            "frontend-6b8c9d7f5-z9x8c",
+            "\tat shop.frontend.Config.require(Config.java:42)",
+        ),
+        log(
+            "frontend-6b8c9d7f5-z9x8c",
+            "\tat shop.frontend.Main.main(Main.java:17)",
+        ),
+        log("frontend-55d4c7b8f6-r3t4y", "GET /product/42 200 44ms"),
+        log(
+            "frontend-6b8c9d7f5-v7b6n",
+            "ERROR config key SHOP_API_URL is missing",
+        ),
+        log("frontend-55d4c7b8f6-u5i6o", "GET /cart 200 27ms"),
+    ]);
+    s
+}
+
+// ---- rendering ----
+
+fn draw(state: &AppState, ctx: &UiContext, width: u16, height: u16) -> Buffer {
+    let mut state = state.clone();
+    state.size = (width, height);
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|f| ui::render(f, &state, ctx)).unwrap();
+    terminal.backend().buffer().clone()
+}
+
+/// The screen as text, one line per row, trailing spaces trimmed.
+fn text(buf: &Buffer) -> String {
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut line = String::new();
+        let mut skip = 0;
+        for x in 0..buf.area.width {
+            let cell = &buf[(x, y)];
+            if skip == 0 {
+                line.push_str(cell.symbol());
+            }
+            skip = skip.max(Span::raw(cell.symbol()).width()).saturating_sub(1);
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+use ratatui::text::Span;
+
+/// Snapshots of `state` at each size, named `{name}_{w}x{h}`.
+fn snap(name: &str, state: &AppState, sizes: &[(u16, u16)]) {
+    let ctx = ctx(Theme::default());
+    for &(w, h) in sizes {
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), text(&draw(state, &ctx, w, h)));
+    }
+}
+
+/// Where `needle` first appears on screen.
+fn find(buf: &Buffer, needle: &str) -> (u16, u16) {
+    text(buf)
+        .lines()
+        .enumerate()
+        .find_map(|(y, line)| {
+            line.find(needle)
+                .map(|i| (line[..i].chars().count() as u16, y as u16))
+        })
+        .unwrap_or_else(|| panic!("{needle:?} not on screen:\n{}", text(buf)))
+}
+
+const SMALL: (u16, u16) = (80, 24);
+const TMUX: (u16, u16) = (120, 35);
+const LARGE: (u16, u16) = (200, 50);
+
+// ---- screens ----
+
+#[test]
+fn dashboard_shows_both_environments_with_versions_and_charts() {
+    snap("dashboard", &dashboard(), &[SMALL, TMUX, LARGE]);
+}
+
+#[test]
+fn narrow_tabs_show_staging_when_it_is_active() {
+    let mut s = dashboard();
+    s.active_env = 0;
+    snap("tabs_staging", &s, &[SMALL]);
+}
+
+#[test]
+fn pods_focused_show_the_crashloop() {
+    let mut s = frontend(Pane::Pods);
+    s.envs[1].selected_pod = 4; // the first 3.2.0 pod, after the four 3.1.0 ones
+    snap("pods_crashloop", &s, &[SMALL, LARGE]);
+}
+
+#[test]
+fn logs_filtered_with_a_hostile_line() {
+    let mut s = frontend(Pane::Logs);
+    let logs = &mut s.envs[1].logs;
+    logs.filter = Some("error".into());
+    logs.lines.push_back(log(
+        "frontend-6b8c9d7f5-z9x8c",
+        "\x1b]0;owned\x07\x1b[2J\x1b[31mERROR\x1b[0m see \x1b]8;;https://evil.example\x1b\\docs\x1b]8;;\x1b\\ \u{9b}1;1H \u{202e}gpj.exe",
+    ));
+    snap("logs_filter", &s, &[SMALL, LARGE]);
+}
+
+#[test]
+fn typing_a_filter_shows_it_in_the_footer_and_filters_live() {
+    let mut s = frontend(Pane::Logs);
+    s.filter_input = Some("missing".into());
+    snap("filter_typing", &s, &[SMALL]);
+}
+
+#[test]
+fn help_overlay_lists_the_keys_in_force() {
+    let mut s = dashboard();
+    s.help = true;
+    snap("help", &s, &[SMALL, LARGE]);
+}
+
+#[test]
+fn connection_error_marks_the_environment() {
+    let mut s = dashboard();
+    s.envs[1].conn = Conn::Error("dial tcp 10.20.0.1:6443: connect: connection refused".into());
+    s.notice = Some(Notice {
+        text: "production: watch failed, retrying in 4s".into(),
+        error: true,
+        at: ago(3),
+    });
+    snap("conn_error", &s, &[SMALL, LARGE]);
+}
+
+#[test]
+fn no_data_and_no_traffic_are_never_zero() {
+    let mut s = dashboard();
+    // Staging: checkout has no metrics at all; production: payments has no traffic anywhere.
+    s.envs[0].metrics.remove("checkout");
+    let payments = s.envs[1].metrics.get_mut("payments").unwrap();
+    for v in &mut payments.versions {
+        v.error_ratio = points(|_| None);
+        v.p99_seconds = points(|_| None);
+    }
+    select(&mut s.envs[1], "payments");
+    s.active_env = 0;
+    snap("no_data", &s, &[SMALL, LARGE]);
+    let screen = text(&draw(&s, &ctx(Theme::default()), 200, 50));
+    assert!(!screen.contains("0.00%"), "{screen}");
+}
+
+// ---- styles that carry meaning ----
+
+/// Whether the cell at `pos` shows `style`: its colours and at least its modifiers.
+fn styled(buf: &Buffer, pos: (u16, u16), style: Style) -> bool {
+    let c = &buf[pos];
+    style.fg.is_none_or(|fg| c.fg == fg)
+        && style.bg.is_none_or(|bg| c.bg == bg)
+        && c.modifier.contains(style.add_modifier)
+}
+
+#[test]
+fn production_frame_selection_and_failures_are_styled() {
+    let t = Theme::default();
+    let ctx = ctx(t.clone());
+    let s = frontend(Pane::Pods);
+    let buf = draw(&s, &ctx, 200, 50);
+    // Production's frame is thick and in the production style; staging's is not.
+    let (px, py) = find(&buf, "┏");
+    assert!(styled(&buf, (px, py), t.production));
+    let (x, y) = find(&buf, "PRODUCTION · production");
+    assert!(buf[(x, y)].modifier.contains(Modifier::BOLD));
+    assert_eq!(buf[(0, py)].symbol(), "┌");
+    assert!(styled(&buf, (0, py), t.staging));
+    // The failing rollout and the crash-looping pods are in the error style.
+    let (x, y) = find(&buf, "deadline exceeded");
+    assert_eq!(Some(buf[(x, y)].fg), t.error.fg);
+    let (x, y) = find(&buf, "CrashLoopBackOff");
+    assert_eq!(Some(buf[(x, y)].fg), t.error.fg);
+    // The selected app row is highlighted in the active environment only.
+    let (x, y) = find(&buf, "▸frontend");
+    assert!(x > 100 && buf[(x + 1, y)].modifier.contains(Modifier::REVERSED));
+    let (x, y) = find(&buf, "▸checkout");
+    assert!(x < 100 && !buf[(x + 1, y)].modifier.contains(Modifier::REVERSED));
+}
+
+#[test]
+fn monochrome_still_marks_production() {
+    let mono = Theme::builtin("monochrome").unwrap();
+    let ctx = ctx(mono.clone());
+    let mut s = dashboard();
+    for (w, h) in [SMALL, LARGE] {
+        let buf = draw(&s, &ctx, w, h);
+        let (x, y) = find(&buf, "┏");
+        let m = buf[(x, y)].modifier;
+        assert!(
+            m.contains(Modifier::REVERSED | Modifier::BOLD),
+            "{w}x{h}: {m:?}"
+        );
+        let (x, y) = find(&buf, "PRODUCTION");
+        assert!(buf[(x, y)].modifier.contains(Modifier::REVERSED), "{w}x{h}");
+        assert!(
+            buf.content
+                .iter()
+                .all(|c| c.fg == ratatui::style::Color::Reset
+                    && c.bg == ratatui::style::Color::Reset)
+        );
+    }
+    // Staging with the keyboard: its frame is not production's.
+    s.active_env = 0;
+    let buf = draw(&s, &ctx, 80, 24);
+    let (x, y) = find(&buf, "┌");
+    assert!(!buf[(x, y)].modifier.contains(Modifier::REVERSED));
+}
+
+#[test]
+fn chart_limit_line_uses_the_threshold_style() {
+    let t = Theme::default();
+    let buf = draw(&dashboard(), &ctx(t.clone()), 200, 50);
+    assert!(
+        buf.content
+            .iter()
+            .any(|c| c.symbol() == "•" && c.fg == t.threshold.fg.unwrap())
+    );
+}
+
+// ---- robustness ----
+
+const HOSTILE: &str = "\x1b[2J\x1b[H\x1b]0;pwned\x07\x1b]8;;http://x\x1b\\a\x1b]8;;\x1b\\\x1bP+q\x1b\\\u{9b}31m\u{202e}\x7f\0\r\n\t\x1b";
+
+fn hostile_state() -> AppState {
+    let mut s = frontend(Pane::Logs);
+    s.help = false;
+    s.notice = Some(Notice {
+        text: HOSTILE.into(),
+        error: true,
+        at: ago(1),
+    });
+    for env in &mut s.envs {
+        env.name.push_str(HOSTILE);
+        env.namespace.push_str(HOSTILE);
+        env.conn = Conn::Error(HOSTILE.into());
+        for p in env.pods.values_mut() {
+            p.name.push_str(HOSTILE);
+            p.status.push_str(HOSTILE);
+            p.node.push_str(HOSTILE);
+            p.version.push_str(HOSTILE);
+        }
+        for app in &mut env.apps {
+            app.name.push_str(HOSTILE);
+            for v in &mut app.versions {
+                v.tag.push_str(HOSTILE);
+                v.track = Some(HOSTILE.into());
+            }
+        }
+        for e in &mut env.events {
+            e.reason.push_str(HOSTILE);
+            e.object.push_str(HOSTILE);
+            e.message.push_str(HOSTILE);
+        }
+        for l in &mut env.logs.lines {
+            l.text.push_str(HOSTILE);
+            l.pod = Arc::from(format!("{}{HOSTILE}", l.pod));
+        }
+        env.logs.filter = Some(HOSTILE.into());
+        env.logs.app = Some(HOSTILE.into());
+    }
+    s.filter_input = Some(HOSTILE.into());
+    s
+}
+
+#[test]
+fn hostile_strings_never_reach_the_terminal() {
+    let mut ctx = ctx(Theme::default());
+    ctx.help.push((HOSTILE.into(), HOSTILE.into()));
+    let mut s = hostile_state();
+    for help in [false, true] {
+        s.help = help;
+        for (w, h) in [SMALL, TMUX, LARGE, (30, 10)] {
+            let buf = draw(&s, &ctx, w, h);
+            for c in &buf.content {
+                let bad = c.symbol().chars().find(|&ch| {
+                    ch.is_control()
+                        || matches!(ch, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+                });
+                assert_eq!(bad, None, "{w}x{h}: {:?}\n{}", c.symbol(), text(&buf));
+            }
+        }
+    }
+}
+
+#[test]
+fn tiny_and_odd_sizes_do_not_panic() {
+    let ctx = ctx(Theme::default());
+    let mut states = vec![dashboard(), frontend(Pane::Logs), hostile_state()];
+    let mut help = dashboard();
+    help.help = true;
+    states.push(help);
+    let mut empty = dashboard();
+    empty.envs.clear();
+    states.push(empty);
+    for s in &states {
+        for (w, h) in [
+            (0, 0),
+            (1, 1),
+            (20, 5),
+            (2, 40),
+            (200, 3),
+            (79, 23),
+            (119, 12),
+        ] {
+            draw(s, &ctx, w, h);
+        }
+        for w in (0..=210).step_by(13) {
+            for h in (0..=60).step_by(7) {
+                draw(s, &ctx, w, h);
+            }
+        }
+    }
+}
+
+#[test]
+fn ten_thousand_pods_render_quickly() {
+    let mut s = frontend(Pane::Pods);
+    let env = &mut s.envs[1];
+    let sel = [("app", "frontend")];
+    for i in 0..10_000 {
+        let rs = if i % 2 == 0 {
+            "frontend-55d4c7b8f6"
+        } else {
+            "frontend-6b8c9d7f5"
+        };
+        let name = format!("{rs}-{i:05}");
+        let pod = PodView {
+            name: name.clone(),
+            labels: labels(&sel),
+            version: "3.1.0".into(),
+            status: "Running".into(),
+            ready: true,
+            owner: Some(rs.into()),
+            ..Default::default()
+        };
+        env.pods.insert(name, pod);
+    }
+    env.selected_pod = 5_000;
+    let ctx = ctx(Theme::default());
+    let mut terminal = Terminal::new(TestBackend::new(200, 50)).unwrap();
+    let frames = 50;
+    let start = Instant::now();
+    for _ in 0..frames {
+        terminal.draw(|f| ui::render(f, &s, &ctx)).unwrap();
+    }
+    let per_frame = start.elapsed() / frames;
+    eprintln!("10,000 pods, 200x50: {per_frame:?} per frame (including TestBackend)");
+    let screen = text(terminal.backend().buffer());
+    assert!(screen.contains("Pods frontend (10006)"), "{screen}");
+    let limit = if cfg!(debug_assertions) {
+        Duration::from_millis(100)
+    } else {
+        Duration::from_millis(2)
+    };
+    assert!(per_frame < limit, "{per_frame:?}");
+}
