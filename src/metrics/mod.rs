@@ -79,11 +79,15 @@ impl MetricsClient {
             return Err(invalid("expected http://host[:port][/prefix]".into()));
         }
         // Without the trailing slash, a path prefix gets `/api/v1/...` appended cleanly.
-        let base = parsed.as_str().trim_end_matches('/').to_string();
-        let client = Client::try_from(base.as_str()).map_err(|e| invalid(e.to_string()))?;
+        let base = parsed.as_str().trim_end_matches('/');
+        let client = Client::try_from(base).map_err(|e| invalid(e.to_string()))?;
+        // Shown in errors: without credentials.
+        let mut shown = parsed.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
         Ok(MetricsClient {
             client,
-            url: base,
+            url: shown.as_str().trim_end_matches('/').to_string(),
             timeout: Self::DEFAULT_TIMEOUT,
         })
     }
@@ -94,6 +98,7 @@ impl MetricsClient {
         self
     }
 
+    /// The base URL, without credentials.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -344,7 +349,7 @@ mod tests {
         }
         let c = MetricsClient::new("http://127.0.0.1:9090/").expect("url");
         assert_eq!(c.url(), "http://127.0.0.1:9090");
-        let c = MetricsClient::new("https://proxy.example/prometheus/").expect("url");
+        let c = MetricsClient::new("https://u:secret@proxy.example/prometheus/").expect("url");
         assert_eq!(c.url(), "https://proxy.example/prometheus");
     }
 }

@@ -22,7 +22,7 @@ impl Grid {
     pub const MIN_WINDOW: i64 = 60;
 
     /// A grid over `[start, end]` (unix seconds), with `step` raised to at least 1 s and far
-    /// enough that there are at most [`Grid::MAX_POINTS`] points.
+    /// enough that there are at most [`Grid::MAX_POINTS`] points, and lowered to the span.
     pub fn new(start: i64, end: i64, step: i64) -> Result<Grid, MetricsError> {
         let span = end
             .checked_sub(start)
@@ -33,7 +33,8 @@ impl Grid {
         Ok(Grid {
             start,
             end,
-            step: step.max(1).max(min_step),
+            // More than the span would only widen the rate window: one point either way.
+            step: step.min(span).max(min_step).max(1),
         })
     }
 
@@ -182,6 +183,10 @@ mod tests {
         assert_eq!((g.step, g.points()), (1, 11_000));
         let g = Grid::new(0, 3600, 30).expect("grid");
         assert_eq!((g.points(), g.window_seconds()), (121, 120));
+        let g = Grid::new(0, 300, i64::MAX).expect("grid");
+        assert_eq!((g.step, g.points(), g.window_seconds()), (300, 2, 1200));
+        let g = Grid::new(5, 5, 10).expect("grid");
+        assert_eq!((g.step, g.points()), (1, 1));
         let g = Grid::new(0, 7, 5).expect("grid");
         assert_eq!(g.timestamps().collect::<Vec<_>>(), [0, 5]);
         assert!(matches!(

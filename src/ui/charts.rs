@@ -91,11 +91,16 @@ fn chart(buf: &mut Buffer, area: Rect, v: &EnvView, kind: Kind) {
         Kind::Errors => (v.ctx.max_error_ratio, format!("Errors ({window})")),
         Kind::P99 => (v.ctx.max_p99_seconds, "p99".to_string()),
     };
-    let title = format!(" {name} limit {} ", kind.label(limit));
     let metrics = v.app.and_then(|app| v.env.metrics.get(&app.name));
+    let failed = metrics.and_then(|m| m.error.as_deref());
+    let mut title = vec![Span::raw(format!(" {name} limit {} ", kind.label(limit)))];
+    if failed.is_some() && metrics.is_some_and(|m| !m.versions.is_empty()) {
+        title.push(Span::styled("stale ", t.warn));
+    }
+    let title = Line::from(title);
     let lines = v.app.map(|app| lines(app, metrics, t)).unwrap_or_default();
     let legend = legend(&lines);
-    let room = usize::from(area.width).saturating_sub(title.len() + 2);
+    let room = usize::from(area.width).saturating_sub(title.width() + 2);
     let mut block = v.pane_block(None, title);
     // The legend goes on the right chart, when there is room (the apps table's version
     // colours say the same).
@@ -109,20 +114,14 @@ fn chart(buf: &mut Buffer, area: Rect, v: &EnvView, kind: Kind) {
     let start = end - v.chart_window.max(1);
     let segments = segments(&lines, kind, start);
     if segments.is_empty() {
-        let (msg, style) = match (v.app, metrics) {
-            (None, _) => ("no app selected".into(), t.dim),
-            (
-                _,
-                Some(AppMetrics {
-                    error: Some(e),
-                    versions,
-                    ..
-                }),
-            ) if versions.is_empty() => (format!("metrics: {}", sanitize(e)), t.error),
-            _ if lines.iter().any(|(_, s)| !kind.points(s).is_empty()) => {
-                ("no traffic".into(), t.dim)
-            }
-            _ => ("no data".into(), t.dim),
+        let (msg, style) = if v.app.is_none() {
+            ("no app selected".into(), t.dim)
+        } else if let Some(e) = failed.filter(|_| lines.is_empty()) {
+            (format!("metrics: {}", sanitize(e)), t.error)
+        } else if lines.iter().any(|(_, s)| !kind.points(s).is_empty()) {
+            ("no traffic".into(), t.dim)
+        } else {
+            ("no data".into(), t.dim)
         };
         let middle = Rect {
             y: inner.y + inner.height / 2,

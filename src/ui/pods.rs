@@ -17,6 +17,9 @@ use crate::app::derive::selects;
 use crate::app::state::{AppView, EnvState, Labels, Pane, PodView};
 use crate::config::theme::Theme;
 
+const HEADER: [&str; 7] = [
+    "NAME", "READY", "STATUS", "RESTARTS", "AGE", "VERSION", "NODE",
+];
 /// Pod names are cut (in the middle) to no less than this.
 const MIN_NAME: usize = 16;
 
@@ -37,7 +40,7 @@ pub(super) fn app_pods<'a>(
         .filter(move |p| selectors.iter().any(|s| selects(s, &p.labels)))
 }
 
-pub(super) fn render<'a>(buf: &mut Buffer, area: Rect, v: &EnvView<'a>, total: usize) {
+pub(super) fn render(buf: &mut Buffer, area: Rect, v: &EnvView, total: usize) {
     let t = v.theme();
     let name = v.app.map_or(Cow::Borrowed("-"), |a| sanitize(&a.name));
     let block = v.pane_block(Some(Pane::Pods), format!(" Pods {name} ({total}) "));
@@ -54,10 +57,7 @@ pub(super) fn render<'a>(buf: &mut Buffer, area: Rect, v: &EnvView<'a>, total: u
     let pods: Vec<&PodView> = app_pods(v.env, app).skip(offset).take(rows).collect();
 
     let cells: Vec<[Cow<str>; 7]> = pods.iter().map(|p| cells(p, v)).collect();
-    let mut widths = [
-        "NAME", "READY", "STATUS", "RESTARTS", "AGE", "VERSION", "NODE",
-    ]
-    .map(width);
+    let mut widths = HEADER.map(width);
     for row in &cells {
         for (w, c) in widths.iter_mut().zip(row) {
             *w = (*w).max(width(c));
@@ -74,30 +74,13 @@ pub(super) fn render<'a>(buf: &mut Buffer, area: Rect, v: &EnvView<'a>, total: u
     if columns == 6 {
         widths[0] = widths[0].min(avail.saturating_sub(rest).max(MIN_NAME));
     }
-    let shorten = |name: Cow<'a, str>| -> Cow<'a, str> {
-        if width(&name) <= widths[0] {
-            return name;
-        }
-        let prefix = format!("{}-", app.name);
-        let name = name
-            .strip_prefix(&prefix)
-            .map_or(name.clone(), |r| Cow::Owned(r.to_string()));
-        match ellipsize_middle(&name, widths[0]) {
-            Cow::Owned(short) => Cow::Owned(short),
-            Cow::Borrowed(_) => name.clone(),
-        }
-    };
-
-    let header = [
-        "NAME", "READY", "STATUS", "RESTARTS", "AGE", "VERSION", "NODE",
-    ];
-    let header = Row::new(header.into_iter().take(columns)).style(t.dim);
+    let header = Row::new(HEADER.into_iter().take(columns)).style(t.dim);
     let body = pods.iter().zip(cells).enumerate().map(|(i, (pod, c))| {
         let [name, ready, status, restarts, age, version, node] = c;
         let ready_style = if pod.ready { t.base } else { t.warn };
         let row = Row::new(
             [
-                Span::raw(shorten(name)),
+                Span::raw(shorten(name, &app.name, widths[0])),
                 Span::styled(ready, ready_style),
                 Span::styled(status, status_style(pod, t)),
                 Span::raw(restarts),
@@ -125,6 +108,16 @@ pub(super) fn render<'a>(buf: &mut Buffer, area: Rect, v: &EnvView<'a>, total: u
         inner,
         buf,
     );
+}
+
+/// `name` in at most `max` columns: without the app's prefix (the title names the app), then
+/// cut in the middle.
+fn shorten<'a>(name: Cow<'a, str>, app: &str, max: usize) -> Cow<'a, str> {
+    if width(&name) <= max {
+        return name;
+    }
+    let rest = name.strip_prefix(app).and_then(|r| r.strip_prefix('-'));
+    Cow::Owned(ellipsize_middle(rest.unwrap_or(&name), max).into_owned())
 }
 
 fn cells<'a>(p: &'a PodView, v: &EnvView) -> [Cow<'a, str>; 7] {

@@ -2,6 +2,8 @@
 //! clients (kubectl, kube-rs, plain HTTP).
 #![allow(dead_code)]
 
+pub mod pty;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

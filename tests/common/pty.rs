@@ -27,7 +27,12 @@ impl Pty {
         let home = tempfile::tempdir().expect("home");
         let pty = native_pty_system();
         let pair = pty
-            .openpty(PtySize { rows, cols, pixel_width: 0, pixel_height: 0 })
+            .openpty(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
             .expect("openpty");
         let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_kockpit"));
         cmd.args(args);
@@ -61,11 +66,21 @@ impl Pty {
                 }
             }
         });
-        Pty { child, writer, parser, raw, _master: pair.master, home }
+        Pty {
+            child,
+            writer,
+            parser,
+            raw,
+            _master: pair.master,
+            home,
+        }
     }
 
     pub fn screen(&self) -> String {
-        self.parser.lock().map(|p| p.screen().contents()).unwrap_or_default()
+        self.parser
+            .lock()
+            .map(|p| p.screen().contents())
+            .unwrap_or_default()
     }
 
     pub fn with_screen<T>(&self, f: impl FnOnce(&vt100::Screen) -> T) -> T {
