@@ -44,13 +44,13 @@ pub fn rollout(d: &DeploymentView) -> Rollout {
     if d.paused {
         return Rollout::Paused;
     }
-    if let Some((reason, _)) = &d.progressing {
-        if reason == "ProgressDeadlineExceeded" {
-            return Rollout::Failed(format!(
-                "{} of {} updated, progress deadline exceeded",
-                d.updated, d.replicas
-            ));
-        }
+    if let Some((reason, _)) = &d.progressing
+        && reason == "ProgressDeadlineExceeded"
+    {
+        return Rollout::Failed(format!(
+            "{} of {} updated, progress deadline exceeded",
+            d.updated, d.replicas
+        ));
     }
     if d.updated < d.replicas {
         return Rollout::Progressing(format!("{} of {} updated", d.updated, d.replicas));
@@ -115,10 +115,10 @@ fn app(env: &EnvState, name: String, ds: Vec<&DeploymentView>) -> AppView {
         .iter()
         .find(|d| track_of(d).as_deref() == Some("canary") || d.name.ends_with("-canary"))
         .copied();
-    if let (Some(canary), 2) = (canary, ds.len()) {
-        if let Some(stable) = ds.iter().find(|d| d.name != canary.name).copied() {
-            return canary_app(env, name, stable, canary, gitops);
-        }
+    if let (Some(canary), 2) = (canary, ds.len())
+        && let Some(stable) = ds.iter().find(|d| d.name != canary.name).copied()
+    {
+        return canary_app(env, name, stable, canary, gitops);
     }
     // Blue/green: a Service whose selector picks exactly one of several Deployments.
     if ds.len() >= 2 {

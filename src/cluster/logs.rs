@@ -136,10 +136,10 @@ async fn stream_pod(
                     };
                     let Some(Ok(raw)) = next else { break };
                     let (ts, text) = split_timestamp(&raw);
-                    if let (Some(t), Some(l)) = (ts, last) {
-                        if t < l || (t == l && at_last.iter().any(|s| s == text)) {
-                            continue;
-                        }
+                    if let (Some(t), Some(l)) = (ts, last)
+                        && (t < l || (t == l && at_last.iter().any(|s| s == text)))
+                    {
+                        continue;
                     }
                     if ts.is_some() && ts != last {
                         last = ts;

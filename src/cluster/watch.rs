@@ -54,10 +54,10 @@ pub fn spawn(
     let w2 = w.clone();
     tokio::spawn(async move {
         // A cluster without the Gateway API has no HTTPRoutes: probe once before watching.
-        if let Err(kube::Error::Api(e)) = routes.list(&ListParams::default().limit(1)).await {
-            if e.code == 404 {
-                return;
-            }
+        if let Err(kube::Error::Api(e)) = routes.list(&ListParams::default().limit(1)).await
+            && e.code == 404
+        {
+            return;
         }
         let stream = watcher::watcher(routes, watcher::Config::default())
             .default_backoff()
@@ -204,10 +204,10 @@ impl Watch {
                     return;
                 }
             }
-            if let Some(c) = change {
-                if !sink(c) {
-                    return;
-                }
+            if let Some(c) = change
+                && !sink(c)
+            {
+                return;
             }
         }
     }

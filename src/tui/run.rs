@@ -58,14 +58,14 @@ async fn client_for(kubeconfig: Option<&PathBuf>, context: Option<&str>) -> Resu
         }
         None => Kubeconfig::read().map_err(|e| format!("kubeconfig: {e}"))?,
     };
-    if let Some(ctx) = context {
-        if !kc.contexts.iter().any(|c| c.name == ctx) {
-            let known: Vec<&str> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
-            return Err(format!(
-                "context `{ctx}` not in the kubeconfig; known contexts: {}",
-                known.join(", ")
-            ));
-        }
+    if let Some(ctx) = context
+        && !kc.contexts.iter().any(|c| c.name == ctx)
+    {
+        let known: Vec<&str> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
+        return Err(format!(
+            "context `{ctx}` not in the kubeconfig; known contexts: {}",
+            known.join(", ")
+        ));
     }
     let opts = KubeConfigOptions {
         context: context.map(str::to_string),
@@ -91,9 +91,10 @@ async fn poll_metrics(
         for app in apps {
             let result = match &client {
                 Some(c) => {
-                    let end = Timestamp::now().as_second();
-                    // About one point per chart column.
+                    // About one point per chart column, on a grid that stays put between
+                    // refreshes so the charts do not shimmer.
                     let step = (window / 120).max(1);
+                    let end = Timestamp::now().as_second().div_euclid(step) * step;
                     c.fetch_app(&namespace, &app, end - window, end, step)
                         .await
                         .map_err(|e| e.to_string())
