@@ -815,7 +815,7 @@ fn ten_thousand_pods_render_quickly() {
         };
         env.pods.insert(name, pod);
     }
-    env.selected_pod = 5_000;
+    env.selected_pod = std::env::var("SEL").map_or(5_000, |s| s.parse().unwrap());
     let ctx = ctx(Theme::default());
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).unwrap();
     let frames = 50;

@@ -103,7 +103,14 @@ pub fn update(state: &mut AppState, msg: Msg) -> Outcome {
             };
             match result {
                 Ok(m) => {
+                    // A refresh that brought nothing new changes nothing on screen.
+                    let same = e.metrics.get(&app).is_some_and(|old| {
+                        old.error.is_none() && old.range == m.range && old.versions == m.versions
+                    });
                     e.metrics.insert(app, m);
+                    if same {
+                        return Outcome::default();
+                    }
                 }
                 Err(err) => {
                     e.metrics.entry(app).or_default().error = Some(err);
