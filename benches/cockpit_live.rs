@@ -44,12 +44,21 @@ fn sandbox(extra: &[&str]) -> Sandbox {
             prometheus = u.into();
         }
     }
-    Sandbox { child, url, prometheus, kubeconfig, _dir: dir }
+    Sandbox {
+        child,
+        url,
+        prometheus,
+        kubeconfig,
+        _dir: dir,
+    }
 }
 
 fn http(method: &str, url: &str, body: &str) -> String {
     let rest = url.trim_start_matches("http://");
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
     let mut s = std::net::TcpStream::connect(host).expect("connect");
     write!(s, "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/merge-patch+json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).expect("send");
     let mut out = String::new();
@@ -59,8 +68,15 @@ fn http(method: &str, url: &str, body: &str) -> String {
 
 /// Scale staging's frontend and wait until every pod is Ready.
 fn scale(sb: &Sandbox, replicas: usize) {
-    let url = format!("{}/apis/apps/v1/namespaces/staging/deployments/frontend", sb.url);
-    http("PATCH", &url, &format!("{{\"spec\":{{\"replicas\":{replicas}}}}}"));
+    let url = format!(
+        "{}/apis/apps/v1/namespaces/staging/deployments/frontend",
+        sb.url
+    );
+    http(
+        "PATCH",
+        &url,
+        &format!("{{\"spec\":{{\"replicas\":{replicas}}}}}"),
+    );
     let start = Instant::now();
     loop {
         let body = http("GET", &url, "");
@@ -73,7 +89,10 @@ fn scale(sb: &Sandbox, replicas: usize) {
         if ready >= replicas {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(600), "pods never became ready");
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "pods never became ready"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -90,10 +109,22 @@ struct Cockpit {
 fn cockpit(sb: &Sandbox, cols: u16, rows: u16) -> Cockpit {
     let home = tempfile::tempdir().expect("home");
     let pair = native_pty_system()
-        .openpty(PtySize { rows, cols, pixel_width: 0, pixel_height: 0 })
+        .openpty(PtySize {
+            rows,
+            cols,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
         .expect("pty");
     let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_kockpit"));
-    cmd.args(["--kubeconfig", &sb.kubeconfig, "--env", "staging=sandbox/staging", "--prometheus", &sb.prometheus]);
+    cmd.args([
+        "--kubeconfig",
+        &sb.kubeconfig,
+        "--env",
+        "staging=sandbox/staging",
+        "--prometheus",
+        &sb.prometheus,
+    ]);
     cmd.env("HOME", home.path());
     cmd.env("XDG_CONFIG_HOME", home.path());
     cmd.env("TERM", "xterm-256color");
@@ -117,12 +148,22 @@ fn cockpit(sb: &Sandbox, cols: u16, rows: u16) -> Cockpit {
         }
     });
     let writer = pair.master.take_writer().expect("writer");
-    Cockpit { child, parser, bytes, _writer: writer, _master: pair.master, _home: home }
+    Cockpit {
+        child,
+        parser,
+        bytes,
+        _writer: writer,
+        _master: pair.master,
+        _home: home,
+    }
 }
 
 impl Cockpit {
     fn screen(&self) -> String {
-        self.parser.lock().map(|p| p.screen().contents()).unwrap_or_default()
+        self.parser
+            .lock()
+            .map(|p| p.screen().contents())
+            .unwrap_or_default()
     }
     fn pid(&self) -> u32 {
         self.child.process_id().unwrap_or(0)
@@ -138,9 +179,20 @@ impl Drop for Cockpit {
 /// (user + system) CPU seconds and resident KiB of a process.
 fn proc_stats(pid: u32) -> (f64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|u| u.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(0.0);
     let hz = 100.0; // CLK_TCK on Linux
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let rss = status
@@ -158,7 +210,11 @@ fn wait_for(c: &Cockpit, what: &str, timeout: Duration, f: impl Fn(&str) -> bool
         if f(&c.screen()) {
             return start.elapsed();
         }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}:\n{}", c.screen());
+        assert!(
+            start.elapsed() < timeout,
+            "timed out waiting for {what}:\n{}",
+            c.screen()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -175,26 +231,38 @@ fn main() {
     for _ in 0..5 {
         let c = cockpit(&sb, 200, 50);
         let start = Instant::now();
-        wait_for(&c, "pods", Duration::from_secs(60), |s| s.contains("Running") && s.contains("frontend"));
+        wait_for(&c, "pods", Duration::from_secs(60), |s| {
+            s.contains("Running") && s.contains("frontend")
+        });
         times.push(start.elapsed());
     }
     times.sort();
-    println!("launch to first frame with pods (1,000 pods): median {:?}, min {:?}, max {:?}", times[2], times[0], times[4]);
+    println!(
+        "launch to first frame with pods (1,000 pods): median {:?}, min {:?}, max {:?}",
+        times[2], times[0], times[4]
+    );
 
     // 2. Resident memory with 10,000 pods.
     scale(&sb, 10_000);
     let c = cockpit(&sb, 200, 50);
-    wait_for(&c, "pods", Duration::from_secs(120), |s| s.contains("Running"));
+    wait_for(&c, "pods", Duration::from_secs(120), |s| {
+        s.contains("Running")
+    });
     std::thread::sleep(Duration::from_secs(10));
     let (_, rss) = proc_stats(c.pid());
-    println!("cockpit RSS with 10,000 pods: {:.1} MiB", rss as f64 / 1024.0);
+    println!(
+        "cockpit RSS with 10,000 pods: {:.1} MiB",
+        rss as f64 / 1024.0
+    );
     drop(c);
     drop(sb);
 
     // 3. Idle: a still world (manual clock, no traffic): CPU and bytes per minute.
     let sb = sandbox(&["--manual-clock", "--backfill", "0"]);
     let c = cockpit(&sb, 120, 35);
-    wait_for(&c, "pods", Duration::from_secs(60), |s| s.contains("Running"));
+    wait_for(&c, "pods", Duration::from_secs(60), |s| {
+        s.contains("Running")
+    });
     std::thread::sleep(Duration::from_secs(15));
     let (cpu0, _) = proc_stats(c.pid());
     let b0 = *c.bytes.lock().expect("bytes");

@@ -1,29 +1,31 @@
 #!/usr/bin/env python3
 """Take the README screenshots of the real kockpit binary running on its built-in sandbox.
 
-    python3 -m venv /tmp/shotvenv && /tmp/shotvenv/bin/pip install pyte pillow
+    python3 -m venv /tmp/shotvenv && . /tmp/shotvenv/bin/activate   # or any environment
+    pip install pyte pillow
     cargo build
-    /tmp/shotvenv/bin/python screenshots/capture.py            # all shots
-    /tmp/shotvenv/bin/python screenshots/capture.py help-dark  # just the ones named
+    python3 screenshots/capture.py              # all shots, into screenshots/
+    python3 screenshots/capture.py help-dark    # only the shots named
 
 Each shot starts `target/debug/kockpit` (override with --binary, or KOCKPIT_BIN) in a
 pseudo-terminal of the shot's size, with HOME and XDG_CONFIG_HOME pointing to an empty
 temporary directory (so no user config is read), TERM=xterm-256color and COLORTERM=truecolor.
 The program's output is fed to the pyte terminal emulator; the script types the shot's keys,
 waits, waits for the screen to settle (no output for a moment, so no half-drawn frame), copies
-the screen, then presses `q` and checks that the program exits with status 0 and leaves the
-alternate screen. The copy is drawn cell by cell to a PNG with Pillow.
+the screen, then presses `q` (twice on the help screen, where the first one closes the help)
+and checks that the program exits with status 0, leaves the alternate screen and shows the
+cursor again. The copy is drawn cell by cell to a PNG with Pillow.
 
 Drawing: text uses a monospace TrueType font found on this machine (DejaVu Sans Mono, from
-Debian's fonts-dejavu-core, by default; --font to choose another), with DejaVu Sans as a fallback
-for characters the monospace font lacks. Braille (U+2800-U+28FF, the chart dots), box-drawing
-lines and block elements are drawn as shapes instead, as terminals such as kitty and WezTerm
-do, so that they fill and join across cells whatever the font. Colours: pyte gives named,
-xterm-256 and 24-bit colours; the 16 ANSI colours and the default foreground and background
-come from a dark palette for the dark shots and a light one (white background) for the light
-shots, as a terminal with that background would show them. Bold, reverse, underline,
-italics and strike-through are honoured (pyte does not keep DIM, so dim text is drawn at full
-strength).
+Debian's fonts-dejavu-core, by default; --font to choose another), with DejaVu Sans as a
+fallback for characters the monospace font lacks. Braille (U+2800-U+28FF, the chart dots; not
+in DejaVu Sans Mono), box-drawing lines and block elements are drawn as shapes instead, as
+terminals such as kitty and WezTerm do, so that they fill and join across cells whatever the
+font. Colours: pyte gives named, xterm-256 and 24-bit colours; the 16 ANSI colours and the
+default foreground and background come from a dark palette (VS Code's terminal colours on
+#1e1e2e) for the dark shots and a light one (Tango on white) for the light shots, as a terminal
+with that background would show them. Bold, reverse, underline, italics and strike-through
+are honoured (pyte does not keep DIM, which kockpit's built-in themes do not use).
 
 Nothing is downloaded at run time.
 """
@@ -65,6 +67,8 @@ class Shot:
     theme: str  # kockpit --theme, and which palette the PNG uses ("light" or anything else)
     # What to do after start: a number waits that many seconds, a string is typed as keys.
     steps: list = field(default_factory=list)
+    # Keys that must end the program once the screen is copied.
+    quit: str = "q"
 
     @property
     def light(self) -> bool:
@@ -78,8 +82,8 @@ SHOTS = [
     Shot("80x24-dark", 80, 24, "dark", [8]),
     # `l` switches the narrow (tabbed) view to production.
     Shot("80x24-production-light", 80, 24, "light", [3, "l", 5]),
-    # `?` shows the key bindings in force.
-    Shot("help-dark", 120, 35, "dark", [4, "?", 1.5]),
+    # `?` shows the key bindings in force; there `q` closes the help, and a second `q` quits.
+    Shot("help-dark", 120, 35, "dark", [4, "?", 1.5], quit="qq"),
 ]
 
 
@@ -92,7 +96,13 @@ def _hex(s: str) -> tuple[int, int, int]:
     return int(s[0:2], 16), int(s[2:4], 16), int(s[4:6], 16)
 
 
-# Tango (GNOME Terminal's long-time default), which reads on both backgrounds.
+# The 16 ANSI colours of two widely used terminals. Dark: VS Code's integrated terminal
+# (Dark+). Light: Tango, GNOME Terminal's long-time default, whose white stays light (VS Code's
+# light terminal turns ANSI white into dark grey).
+ANSI_VSCODE_DARK = [_hex(c) for c in (
+    "#000000", "#cd3131", "#0dbc79", "#e5e510", "#2472c8", "#bc3fbc", "#11a8cd", "#e5e5e5",
+    "#666666", "#f14c4c", "#23d18b", "#f5f543", "#3b8eea", "#d670d6", "#29b8db", "#e5e5e5",
+)]
 ANSI_TANGO = [_hex(c) for c in (
     "#2e3436", "#cc0000", "#4e9a06", "#c4a000", "#3465a4", "#75507b", "#06989a", "#d3d7cf",
     "#555753", "#ef2929", "#8ae234", "#fce94f", "#729fcf", "#ad7fa8", "#34e2e2", "#eeeeec",
@@ -119,7 +129,7 @@ class Palette:
             return self.fg if is_fg else self.bg
 
 
-DARK = Palette(fg=_hex("#d0d0d0"), bg=_hex("#1e1e2e"), ansi=ANSI_TANGO)
+DARK = Palette(fg=_hex("#d4d4d4"), bg=_hex("#1e1e2e"), ansi=ANSI_VSCODE_DARK)
 LIGHT = Palette(fg=_hex("#1e1e1e"), bg=_hex("#ffffff"), ansi=ANSI_TANGO)
 
 # pyte's names for SGR 30-37 / 90-97 ("brown" is yellow; "bfightmagenta" is pyte's own spelling
@@ -212,14 +222,16 @@ def run_shot(shot: Shot, binary: Path) -> list:
         if proc.poll() is not None:
             raise RuntimeError(f"{shot.name}: kockpit exited early with status {proc.returncode}")
 
-        os.write(master, b"q")
-        try:
-            deadline = time.monotonic() + 5
-            while proc.poll() is None and time.monotonic() < deadline:
-                pump(0.1)
-            rc = proc.wait(timeout=0.1)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(f"{shot.name}: kockpit did not exit within 5 s of `q`")
+        for key in shot.quit:
+            if proc.poll() is None:
+                os.write(master, key.encode())
+                pump(0.3)
+        deadline = time.monotonic() + 5
+        while proc.poll() is None and time.monotonic() < deadline:
+            pump(0.1)
+        if proc.poll() is None:
+            raise RuntimeError(f"{shot.name}: kockpit did not exit within 5 s of {shot.quit!r}")
+        rc = proc.returncode
         pump(0.2)
         if rc != 0:
             raise RuntimeError(f"{shot.name}: kockpit exited with status {rc}")
@@ -296,8 +308,8 @@ class Renderer:
         self.fonts = {}
         self.fallbacks = {}
         for (bold, italic), suffix in STYLE_SUFFIX.items():
-            path = (font_path if font_path and suffix == "" else
-                    _first_existing(FONT_CANDIDATES, suffix) or font_path)
+            # A font given with --font serves every style; DejaVu has a file for each.
+            path = font_path or _first_existing(FONT_CANDIDATES, suffix)
             if path is None:
                 raise SystemExit("no monospace font found: pass --font PATH.ttf")
             self.fonts[bold, italic] = ImageFont.truetype(path, FONT_SIZE)
@@ -365,7 +377,7 @@ class Renderer:
         dots = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (0, 3), (1, 3)]
         big = Image.new("L", (CELL_W * SS, CELL_H * SS), 0)
         d = ImageDraw.Draw(big)
-        r = 1.25 * SS
+        r = 1.4 * SS
         for bit, (cx, cy) in enumerate(dots):
             if bits & (1 << bit):
                 x = (cx * 2 + 1) * CELL_W * SS / 4
@@ -471,7 +483,8 @@ def main() -> int:
                     + ", ".join(s.name for s in SHOTS))
     ap.add_argument("--binary", type=Path,
                     default=Path(os.environ.get("KOCKPIT_BIN", REPO / "target/debug/kockpit")))
-    ap.add_argument("--font", help="a monospace .ttf for text (default: DejaVu Sans Mono)")
+    ap.add_argument("--font", help="a monospace .ttf for text, about 0.6 em wide "
+                    "(default: DejaVu Sans Mono)")
     ap.add_argument("--out", type=Path, default=HERE, help="where the PNGs go")
     args = ap.parse_args()
 

@@ -181,3 +181,38 @@ fn broken_config_keymap_and_theme_files_name_file_and_line() {
         );
     }
 }
+
+#[test]
+fn an_unreachable_cluster_is_shown_not_fatal() {
+    let dir = tempfile::tempdir().expect("dir");
+    let kc = dir.path().join("kubeconfig");
+    // Nothing listens on port 9 (discard) of loopback here: connection refused.
+    std::fs::write(
+        &kc,
+        kockpit::sandbox::kubeconfig_for("http://127.0.0.1:9", "x"),
+    )
+    .expect("write");
+    let kc = kc.to_string_lossy().to_string();
+    let mut p = Pty::spawn(
+        &[
+            "--kubeconfig",
+            &kc,
+            "--env",
+            "staging=sandbox/staging",
+            "--env",
+            "prod=nope/production",
+        ],
+        120,
+        35,
+    );
+    let s = p.wait_for("the connection errors", T, |s| {
+        s.contains("refused") && s.contains("nope")
+    });
+    assert!(s.contains("staging") && s.contains("prod"), "{s}");
+    p.send("q");
+    assert_eq!(
+        p.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "quits normally"
+    );
+}

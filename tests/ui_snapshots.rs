@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use kockpit::app::derive;
 use kockpit::app::state::{
     AppMetrics, AppState, Conn, DeploymentView, EnvState, EventView, Labels, LogLine, Notice, Pane,
-    PodView, RouteView, ServiceView, VersionSeries,
+    PodView, Rollout, RouteView, ServiceView, Strategy, VersionSeries,
 };
 use kockpit::config::keymap::Keymap;
 use kockpit::config::theme::Theme;
@@ -572,9 +572,13 @@ fn logs_filtered_with_a_hostile_line() {
     let mut s = frontend(Pane::Logs);
     let logs = &mut s.envs[1].logs;
     logs.filter = Some("error".into());
+    logs.paused = true;
     logs.lines.push_back(log(
         "frontend-6b8c9d7f5-z9x8c",
-        "\x1b]0;owned\x07\x1b[2J\x1b[31mERROR\x1b[0m see \x1b]8;;https://evil.example\x1b\\docs\x1b]8;;\x1b\\ \u{9b}1;1H \u{202e}gpj.exe",
+        concat!(
+            "\x1b]0;owned\x07\x1b[2J\x1b[31mERROR\x1b[0m see ",
+            "\x1b]8;;https://evil.example\x1b\\docs\x1b]8;;\x1b\\ \u{9b}1;1H \u{202e}gpj.exe",
+        ),
     ));
     snap("logs_filter", &s, &[SMALL, LARGE]);
 }
@@ -650,6 +654,11 @@ fn production_frame_selection_and_failures_are_styled() {
     assert_eq!(Some(buf[(x, y)].fg), t.error.fg);
     let (x, y) = find(&buf, "CrashLoopBackOff");
     assert_eq!(Some(buf[(x, y)].fg), t.error.fg);
+    // The focused pane's rule is highlighted in the active environment only.
+    let (x, y) = find(&buf, "Pods frontend (6) ─");
+    assert!(styled(&buf, (x, y), t.border_focused) && styled(&buf, (x + 18, y), t.border_focused));
+    let (x, y) = find(&buf, "Pods checkout (4) ─");
+    assert!(!styled(&buf, (x + 18, y), t.border_focused));
     // The selected app row is highlighted in the active environment only.
     let (x, y) = find(&buf, "▸frontend");
     assert!(x > 100 && buf[(x + 1, y)].modifier.contains(Modifier::REVERSED));
@@ -699,7 +708,12 @@ fn chart_limit_line_uses_the_threshold_style() {
 
 // ---- robustness ----
 
-const HOSTILE: &str = "\x1b[2J\x1b[H\x1b]0;pwned\x07\x1b]8;;http://x\x1b\\a\x1b]8;;\x1b\\\x1bP+q\x1b\\\u{9b}31m\u{202e}\x7f\0\r\n\t\x1b";
+/// Clear screen, home, window title, hyperlink, DCS, C1 CSI, bidi override, DEL, NUL, CR, LF,
+/// tab and a lone ESC.
+const HOSTILE: &str = concat!(
+    "\x1b[2J\x1b[H\x1b]0;pwned\x07\x1b]8;;http://x\x1b\\a\x1b]8;;\x1b\\",
+    "\x1bP+q\x1b\\\u{9b}31m\u{202e}\x7f\0\r\n\t\x1b",
+);
 
 fn hostile_state() -> AppState {
     let mut s = frontend(Pane::Logs);
@@ -719,8 +733,22 @@ fn hostile_state() -> AppState {
             p.node.push_str(HOSTILE);
             p.version.push_str(HOSTILE);
         }
-        for app in &mut env.apps {
+        for (i, app) in env.apps.iter_mut().enumerate() {
+            // Metrics follow the new names: failed without data, or stale with hostile tags.
+            let mut m = env.metrics.remove(&app.name).unwrap_or_default();
             app.name.push_str(HOSTILE);
+            m.error = Some(HOSTILE.into());
+            if i == 0 {
+                m.versions.clear();
+            }
+            for s in &mut m.versions {
+                s.version.push_str(HOSTILE);
+            }
+            env.metrics.insert(app.name.clone(), m);
+            if let Strategy::BlueGreen { active, .. } = &mut app.strategy {
+                active.push_str(HOSTILE);
+                app.rollout = Rollout::Progressing(HOSTILE.into());
+            }
             for v in &mut app.versions {
                 v.tag.push_str(HOSTILE);
                 v.track = Some(HOSTILE.into());
@@ -815,7 +843,7 @@ fn ten_thousand_pods_render_quickly() {
         };
         env.pods.insert(name, pod);
     }
-    env.selected_pod = std::env::var("SEL").map_or(5_000, |s| s.parse().unwrap());
+    env.selected_pod = 5_000;
     let ctx = ctx(Theme::default());
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).unwrap();
     let frames = 50;

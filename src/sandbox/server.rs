@@ -35,7 +35,11 @@ fn full(bytes: impl Into<Bytes>) -> Body {
 /// JSON as Go's encoding/json writes it: compact, with `<`, `>` and `&` escaped (they can
 /// only occur inside strings, so a byte-level replacement is exact).
 pub fn go_json(v: &Value) -> Vec<u8> {
-    let raw = serde_json::to_vec(v).unwrap_or_default();
+    go_escape(serde_json::to_vec(v).unwrap_or_default())
+}
+
+/// Escape `<`, `>` and `&` in serialized JSON as Go does.
+fn go_escape(raw: Vec<u8>) -> Vec<u8> {
     if !raw.iter().any(|b| matches!(b, b'<' | b'>' | b'&')) {
         return raw;
     }
@@ -49,6 +53,13 @@ pub fn go_json(v: &Value) -> Vec<u8> {
         }
     }
     out
+}
+
+/// A 200 with JSON already serialized (large lists).
+fn raw_json_response(sb: &Sandbox, bytes: Vec<u8>) -> Response<Body> {
+    let mut bytes = go_escape(bytes);
+    bytes.push(b'\n');
+    with_headers(sb, 200, "application/json", full(bytes))
 }
 
 /// A JSON response: compact, followed by one newline, as the real server sends it.
@@ -399,7 +410,11 @@ async fn resource_route(
     }
     let result = match (&r.method, t.name, t.sub) {
         (&Method::GET, None, _) if r.flag("watch") => return watch(sb, r, &t),
-        (&Method::GET, None, _) => list(sb, r, &t),
+        (&Method::GET, None, _) => match list(sb, r, &t) {
+            Ok(Listed::Raw(bytes)) => return raw_json_response(sb, bytes),
+            Ok(Listed::Json(code, v)) => Ok((code, v)),
+            Err(e) => Err(e),
+        },
         (&Method::GET, Some(_), Some("log")) => {
             return logs::serve(sb, r_log_params(r), &t_log(&t)).await;
         }
@@ -638,7 +653,33 @@ fn decode_continue(tok: &str) -> ApiResult<(i64, String)> {
     Ok((rv, start))
 }
 
-fn list(sb: &Sandbox, r: &Req, t: &Target<'_>) -> ApiResult<(u16, Value)> {
+/// A list answer: a JSON value (tables, errors), or a plain list serialized straight from the
+/// store's objects, without copying them.
+enum Listed {
+    Json(u16, Value),
+    Raw(Vec<u8>),
+}
+
+/// An object serialized without `kind` and `apiVersion` (built-in list items carry neither).
+struct Item<'a>(&'a Value);
+
+impl serde::Serialize for Item<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self.0 {
+            Value::Object(m) => {
+                let mut map = s.serialize_map(None)?;
+                for (k, v) in m.iter().filter(|(k, _)| *k != "kind" && *k != "apiVersion") {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+            other => other.serialize(s),
+        }
+    }
+}
+
+fn list(sb: &Sandbox, r: &Req, t: &Target<'_>) -> ApiResult<Listed> {
     if t.rt.create_only {
         return Err(ApiError::method_not_allowed());
     }
@@ -670,7 +711,7 @@ fn list(sb: &Sandbox, r: &Req, t: &Target<'_>) -> ApiResult<(u16, Value)> {
                 // The Status carries a fresh token for an inconsistent continuation (rv -1).
                 let mut status = ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.").to_status();
                 status["metadata"] = json!({"continue": encode_continue_raw(-1, &start)});
-                return Ok((410, status));
+                return Ok(Listed::Json(410, status));
             }
             Some(start)
         }
@@ -710,7 +751,7 @@ fn list(sb: &Sandbox, r: &Req, t: &Target<'_>) -> ApiResult<(u16, Value)> {
             Some("Object") => table::IncludeObject::Object,
             _ => include,
         };
-        return Ok((
+        return Ok(Listed::Json(
             200,
             table::to_table(
                 t.rt.kind,
@@ -736,35 +777,40 @@ fn list(sb: &Sandbox, r: &Req, t: &Target<'_>) -> ApiResult<(u16, Value)> {
     if let Some(n) = remaining {
         meta.insert("remainingItemCount".into(), json!(n));
     }
-    let items: Vec<Value> = selected
-        .into_iter()
-        .map(|o| {
-            if t.rt.custom {
-                o.clone()
-            } else {
-                // Built-in list items carry no kind/apiVersion.
-                let mut o = o.clone();
-                if let Some(m) = o.as_object_mut() {
-                    m.shift_remove("kind");
-                    m.shift_remove("apiVersion");
-                }
-                o
-            }
-        })
-        .collect();
-    let mut out = Map::new();
+    let kind = json!(format!("{}List", t.rt.kind));
+    let api_version = json!(t.rt.api_version());
+    let meta = Value::Object(meta);
+    let mut out: Vec<u8> = Vec::with_capacity(selected.len() * 3000 + 256);
+    out.push(b'{');
+    // Custom resource lists come from unstructured (sorted) JSON; built-in ones in Go order.
     if t.rt.custom {
-        out.insert("apiVersion".into(), json!(t.rt.api_version()));
-        out.insert("items".into(), Value::Array(items));
-        out.insert("kind".into(), json!(format!("{}List", t.rt.kind)));
-        out.insert("metadata".into(), Value::Object(meta));
+        put(&mut out, "apiVersion", &api_version);
+        put(&mut out, "items", &selected);
+        put(&mut out, "kind", &kind);
+        put(&mut out, "metadata", &meta);
     } else {
-        out.insert("kind".into(), json!(format!("{}List", t.rt.kind)));
-        out.insert("apiVersion".into(), json!(t.rt.api_version()));
-        out.insert("metadata".into(), Value::Object(meta));
-        out.insert("items".into(), Value::Array(items));
+        let items: Vec<Item<'_>> = selected.iter().map(|o| Item(o)).collect();
+        put(&mut out, "kind", &kind);
+        put(&mut out, "apiVersion", &api_version);
+        put(&mut out, "metadata", &meta);
+        put(&mut out, "items", &items);
     }
-    Ok((200, Value::Object(out)))
+    out.push(b'}');
+    Ok(Listed::Raw(out))
+}
+
+/// Append `"name":value` to an object being written (with a comma after the first field).
+fn put<T: serde::Serialize>(out: &mut Vec<u8>, name: &str, v: &T) {
+    if out.last() != Some(&b'{') {
+        out.push(b',');
+    }
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+    // Writing to a Vec cannot fail; a value that cannot serialize writes null.
+    if serde_json::to_writer(&mut *out, v).is_err() {
+        out.extend_from_slice(b"null");
+    }
 }
 
 /// Whether the client asked for a Table (`Accept: application/json;as=Table;...`).

@@ -59,6 +59,10 @@ const DETAILS: [Detail; 5] = [
     },
 ];
 
+/// Widest app name, track and tag (cut with `…` beyond).
+const MAX_NAME: usize = 24;
+const MAX_TRACK: usize = 10;
+const MAX_TAG: usize = 20;
 /// Widest rollout text, in full and compact form.
 const ROLLOUT_MAX: [usize; 2] = [24, 12];
 
@@ -152,9 +156,13 @@ fn cells<'a>(v: &EnvView<'a>, app: &'a AppView, d: Detail) -> Vec<Text<'a>> {
     for ver in &app.versions {
         let mut line = Vec::new();
         if let Some(track) = ver.track.as_deref().filter(|_| d.track) {
-            line.push(Span::raw(format!("{} ", sanitize(track))));
+            line.push(Span::raw(format!(
+                "{} ",
+                truncate(&sanitize(track), MAX_TRACK)
+            )));
         }
-        line.push(Span::styled(sanitize(&ver.tag), role_style(t, ver.role)));
+        let tag = truncate(&sanitize(&ver.tag), MAX_TAG).into_owned();
+        line.push(Span::styled(tag, role_style(t, ver.role)));
         let ready = if ver.ready < ver.desired {
             t.warn
         } else {
@@ -173,7 +181,10 @@ fn cells<'a>(v: &EnvView<'a>, app: &'a AppView, d: Detail) -> Vec<Text<'a>> {
     }
     for s in old_series(metrics, app) {
         versions.push(Line::from(vec![
-            Span::styled(sanitize(&s.version), t.stable),
+            Span::styled(
+                truncate(&sanitize(&s.version), MAX_TAG).into_owned(),
+                t.stable,
+            ),
             Span::styled(" old", t.dim),
         ]));
         health.push((Latest::of(&s.error_ratio), Latest::of(&s.p99_seconds)));
@@ -184,7 +195,7 @@ fn cells<'a>(v: &EnvView<'a>, app: &'a AppView, d: Detail) -> Vec<Text<'a>> {
         status.push(Line::styled(p, t.dim));
     }
     let mut row = vec![
-        Text::from(Span::raw(sanitize(&app.name))),
+        Text::from(truncate(&sanitize(&app.name), MAX_NAME).into_owned()),
         Text::from(strategy(app, d.router)),
         Text::from(versions),
     ];
@@ -251,10 +262,14 @@ fn strategy(app: &AppView, router: bool) -> String {
                 format!("canary {weight}%")
             }
         }
-        Strategy::BlueGreen { active, .. } if router => {
-            format!("blue/green → {}", sanitize(active))
+        Strategy::BlueGreen { active, .. } => {
+            let active = truncate(&sanitize(active), MAX_TRACK).into_owned();
+            if router {
+                format!("blue/green → {active}")
+            } else {
+                format!("b/g → {active}")
+            }
         }
-        Strategy::BlueGreen { active, .. } => format!("b/g → {}", sanitize(active)),
         Strategy::Rolling => "rolling".into(),
     }
 }

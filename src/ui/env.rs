@@ -7,6 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Paragraph, Widget};
 
 use super::layout::{self, Needs};
+use super::pods::AppPods;
 use super::text::sanitize;
 use super::{EnvView, apps, charts, events, logs, pods};
 use crate::app::state::Conn;
@@ -50,11 +51,11 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, v: &EnvView) {
     let inner = block.inner(area);
     block.render(area, buf);
 
-    let pod_count = v.app.map_or(0, |app| pods::app_pods(env, app).count());
+    let app_pods = AppPods::near_selection(env, v.app);
     let needs = Needs {
         banner: matches!(env.conn, Conn::Error(_)),
         app_lines: apps::lines(env),
-        pods: pod_count,
+        pods: app_pods.total,
         events: env.events.len(),
     };
     let heights = layout::panes(inner.height, needs);
@@ -75,7 +76,7 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, v: &EnvView) {
     }
     apps::render(buf, apps_area, v);
     charts::render(buf, charts_area, v);
-    pods::render(buf, pods_area, v, pod_count);
+    pods::render(buf, pods_area, v, &app_pods);
     logs::render(buf, logs_area, v);
     events::render(buf, events_area, v);
 }

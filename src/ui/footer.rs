@@ -1,6 +1,8 @@
 //! The bottom line: the filter being typed, else the latest notice (errors in the error style),
 //! else the main keys, taken from the bindings in force.
 
+use std::borrow::Cow;
+
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -34,7 +36,14 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, state: &AppState, ctx: &UiCon
             Span::styled(" /", t.title),
             Span::raw(sanitize(input)),
             Span::styled(" ", t.selected),
-            Span::styled("  enter apply · esc cancel", t.dim),
+            Span::styled(
+                format!(
+                    "  {} apply · {} cancel",
+                    key_for(ctx, Action::Confirm).unwrap_or_default(),
+                    key_for(ctx, Action::Back).unwrap_or_default()
+                ),
+                t.dim,
+            ),
         ])
     } else if let Some(n) = &state.notice {
         let (mark, style) = if n.error {
@@ -60,11 +69,9 @@ fn hints<'a>(state: &AppState, ctx: &'a UiContext, room: usize) -> Line<'a> {
         .iter()
         .filter(|(a, _)| !(state.read_only && a.mutates()));
     for (action, label) in keys {
-        let Some((key, _)) = ctx.help.iter().find(|(_, d)| d == action.describe()) else {
+        let Some(key) = key_for(ctx, *action) else {
             continue;
         };
-        // The first of several keys is reminder enough.
-        let key = sanitize(key.split(", ").next().unwrap_or(key));
         let w = 1 + width(&key) + 1 + label.len() + 1;
         if used + w > room {
             break;
@@ -74,4 +81,10 @@ fn hints<'a>(state: &AppState, ctx: &'a UiContext, room: usize) -> Line<'a> {
         spans.push(Span::styled(format!(" {label} "), ctx.theme.dim));
     }
     Line::from(spans)
+}
+
+/// The first key bound to `action` (one is reminder enough), from the help lines.
+fn key_for(ctx: &UiContext, action: Action) -> Option<Cow<'_, str>> {
+    let (keys, _) = ctx.help.iter().find(|(_, d)| d == action.describe())?;
+    Some(sanitize(keys.split(", ").next().unwrap_or(keys)))
 }

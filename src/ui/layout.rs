@@ -7,6 +7,9 @@ use ratatui::layout::Rect;
 /// sit side by side from 120 columns (a common tmux window); below, they become tabs.
 pub(crate) const MIN_ENV_COLUMN: u16 = 60;
 
+/// The pods table never shows more rows than this (the logs get the room).
+pub(crate) const MAX_POD_ROWS: usize = 10;
+
 /// Environment blocks shorter than this have no bottom border (the footer closes them).
 pub(crate) const FULL_FRAME: u16 = 30;
 
@@ -98,7 +101,7 @@ pub(crate) fn panes(height: u16, needs: Needs) -> Panes {
     // Title and header rows, then content lines.
     let count = |n: usize, cap: u16| (n.max(1).min(usize::from(cap))) as u16;
     let apps_want = 2 + needs.app_lines.clamp(1, 12);
-    let pods_want = 2 + count(needs.pods, 10);
+    let pods_want = 2 + count(needs.pods, MAX_POD_ROWS as u16);
     let events_want = 2 + count(needs.events, 8);
     let charts_want = 1 + (height / 4).clamp(3, 12);
 

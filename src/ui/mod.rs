@@ -25,8 +25,6 @@ use ratatui::widgets::{Block, Borders};
 use crate::app::state::{AppState, AppView, EnvState, Pane, Role};
 use crate::config::theme::Theme;
 
-pub use text::sanitize;
-
 /// What rendering needs besides the state: colours, the key bindings in force and the limits
 /// drawn on the charts.
 #[derive(Debug, Clone)]
@@ -83,7 +81,7 @@ pub(crate) struct EnvView<'a> {
     pub focus: Option<Pane>,
     pub now: Timestamp,
     pub chart_window: i64,
-    /// The log filter in effect (lower case not required).
+    /// The log filter in effect, in any case.
     pub log_filter: Option<&'a str>,
     pub ctx: &'a UiContext,
 }
@@ -104,16 +102,16 @@ impl EnvView<'_> {
     /// A pane's frame: one rule on top carrying the title, highlighted when focused.
     pub fn pane_block<'t>(&self, pane: Option<Pane>, title: impl Into<Line<'t>>) -> Block<'t> {
         let t = self.theme();
-        let focused = pane.is_some_and(|p| self.focused(p));
+        let (border, title_style) = if pane.is_some_and(|p| self.focused(p)) {
+            (t.border_focused, t.title.patch(t.border_focused))
+        } else {
+            (t.border, t.title)
+        };
         Block::new()
             .borders(Borders::TOP)
-            .border_style(if focused { t.border_focused } else { t.border })
-            .title(title.into().style(if focused {
-                t.border_focused
-            } else {
-                Style::new()
-            }))
-            .title_style(t.title)
+            .border_style(border)
+            .title(title)
+            .title_style(title_style)
     }
 }
 

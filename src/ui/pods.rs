@@ -11,7 +11,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table, Widget};
 
 use super::EnvView;
-use super::text::{ellipsize_middle, sanitize, width};
+use super::layout::MAX_POD_ROWS;
+use super::text::{ellipsize_middle, sanitize, truncate, width};
 use super::values::age;
 use crate::app::derive::selects;
 use crate::app::state::{AppView, EnvState, Labels, Pane, PodView};
@@ -20,41 +21,90 @@ use crate::config::theme::Theme;
 const HEADER: [&str; 7] = [
     "NAME", "READY", "STATUS", "RESTARTS", "AGE", "VERSION", "NODE",
 ];
+/// Cells are cut to these widths so the name keeps its room.
+const MAX_STATUS: usize = 24;
+const MAX_VERSION: usize = 20;
+const MAX_NODE: usize = 40;
 /// Pod names are cut (in the middle) to no less than this.
 const MIN_NAME: usize = 16;
 
-/// The pods of `app` as `derive::app_pods` lists them (selected by one of its Deployments, in
-/// name order; `EnvState::selected_pod` indexes this sequence), without collecting them.
-pub(super) fn app_pods<'a>(
-    env: &'a EnvState,
-    app: &'a AppView,
-) -> impl Iterator<Item = &'a PodView> {
-    let selectors: Vec<&Labels> = app
-        .versions
-        .iter()
-        .filter_map(|v| env.deployments.get(&v.deployment))
-        .map(|d| &d.selector)
-        .collect();
-    env.pods
-        .values()
-        .filter(move |p| selectors.iter().any(|s| selects(s, &p.labels)))
+/// The selected app's pods around the selection, and how many it has.
+pub(super) struct AppPods<'a> {
+    pub total: usize,
+    /// Index of `near[0]` among the app's pods.
+    first: usize,
+    /// The pods that a table of up to `MAX_POD_ROWS` rows showing the selection can show.
+    near: Vec<&'a PodView>,
 }
 
-pub(super) fn render(buf: &mut Buffer, area: Rect, v: &EnvView, total: usize) {
+impl<'a> AppPods<'a> {
+    /// One pass over the environment's pods, keeping only those near the selection. The app's
+    /// pods are those `derive::app_pods` lists (selected by one of its Deployments, in name
+    /// order), which `EnvState::selected_pod` indexes.
+    pub fn near_selection(env: &'a EnvState, app: Option<&AppView>) -> AppPods<'a> {
+        let Some(app) = app else {
+            return AppPods {
+                total: 0,
+                first: 0,
+                near: Vec::new(),
+            };
+        };
+        let selectors: Vec<&Labels> = app
+            .versions
+            .iter()
+            .filter_map(|v| env.deployments.get(&v.deployment))
+            .map(|d| &d.selector)
+            .collect();
+        let scan = |selected: usize| {
+            let first = (selected + 1).saturating_sub(MAX_POD_ROWS);
+            let keep = first..selected + MAX_POD_ROWS;
+            let mut near = Vec::with_capacity(keep.len());
+            let mut total = 0;
+            for p in env.pods.values() {
+                if selectors.iter().any(|s| selects(s, &p.labels)) {
+                    if keep.contains(&total) {
+                        near.push(p);
+                    }
+                    total += 1;
+                }
+            }
+            AppPods { total, first, near }
+        };
+        let found = scan(env.selected_pod);
+        // A selection past the end (pods just went away) shows the last ones: rare, so a
+        // second pass is fine.
+        if found.total > 0 && env.selected_pod >= found.total {
+            scan(found.total - 1)
+        } else {
+            found
+        }
+    }
+
+    /// The (at most) `rows` pods to show with `selected` among them, and its row.
+    fn window(&self, selected: usize, rows: usize) -> (&[&'a PodView], usize) {
+        let offset = (selected + 1).saturating_sub(rows).max(self.first);
+        let start = (offset - self.first).min(self.near.len());
+        let end = (start + rows).min(self.near.len());
+        (&self.near[start..end], selected - offset)
+    }
+}
+
+pub(super) fn render(buf: &mut Buffer, area: Rect, v: &EnvView, pods: &AppPods) {
     let t = v.theme();
     let name = v.app.map_or(Cow::Borrowed("-"), |a| sanitize(&a.name));
-    let block = v.pane_block(Some(Pane::Pods), format!(" Pods {name} ({total}) "));
+    let block = v.pane_block(Some(Pane::Pods), format!(" Pods {name} ({}) ", pods.total));
     let inner = block.inner(area);
     block.render(area, buf);
-    let Some(app) = v.app.filter(|_| total > 0) else {
+    let Some(app) = v.app.filter(|_| pods.total > 0) else {
         Paragraph::new(Line::styled("no pods", t.dim)).render(inner, buf);
         return;
     };
-
-    let rows = usize::from(inner.height.saturating_sub(1));
-    let selected = v.env.selected_pod.min(total - 1);
-    let offset = (selected + 1).saturating_sub(rows);
-    let pods: Vec<&PodView> = app_pods(v.env, app).skip(offset).take(rows).collect();
+    let rows = usize::from(inner.height.saturating_sub(1)).min(MAX_POD_ROWS);
+    if rows == 0 {
+        return;
+    }
+    let selected = v.env.selected_pod.min(pods.total - 1);
+    let (pods, selected_row) = pods.window(selected, rows);
 
     let cells: Vec<[Cow<str>; 7]> = pods.iter().map(|p| cells(p, v)).collect();
     let mut widths = HEADER.map(width);
@@ -91,7 +141,7 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, v: &EnvView, total: usize) {
             .into_iter()
             .take(columns),
         );
-        if v.focused(Pane::Pods) && offset + i == selected {
+        if v.focused(Pane::Pods) && i == selected_row {
             row.style(t.selected)
         } else {
             row
@@ -125,14 +175,15 @@ fn cells<'a>(p: &'a PodView, v: &EnvView) -> [Cow<'a, str>; 7] {
         Some(at) if p.restarts > 0 => format!("{} ({} ago)", p.restarts, age(v.now, Some(at))),
         _ => p.restarts.to_string(),
     };
+    let cut = |s: &'a str, max| Cow::Owned(truncate(&sanitize(s), max).into_owned());
     [
         sanitize(&p.name),
         format!("{}/{}", p.ready_containers, p.containers).into(),
-        sanitize(&p.status),
+        cut(&p.status, MAX_STATUS),
         restarts.into(),
         age(v.now, p.created).into(),
-        sanitize(&p.version),
-        sanitize(&p.node),
+        cut(&p.version, MAX_VERSION),
+        cut(&p.node, MAX_NODE),
     ]
 }
 

@@ -60,7 +60,8 @@ pub fn sanitize(s: &str) -> Cow<'_, str> {
 
 /// Characters that [`sanitize`] must not pass through.
 fn is_special(c: char) -> bool {
-    matches!(c, '\0'..='\x1f' | '\x7f' | '\u{80}'..='\u{9f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    matches!(c, '\0'..='\x1f' | '\x7f' | '\u{80}'..='\u{9f}')
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The length in bytes of the SGR sequence (`ESC [ params m`) that `s` starts with, if it does.

@@ -254,7 +254,12 @@ pub fn reconcile(sb: &Sandbox, ns: &str, p: &Value, now: Timestamp) {
         log_err("schedule pod", r);
         return;
     }
-    let status = pod_status(p, created, now, &pod_faults(sb, p));
+    let faults = pod_faults(sb, p);
+    if faults.is_empty() && settled(p) {
+        // Running, Ready, a good image and no faults: nothing changes with time.
+        return;
+    }
+    let status = pod_status(p, created, now, &faults);
     if p.get("status") == Some(&status) {
         return;
     }
@@ -269,6 +274,29 @@ pub fn reconcile(sb: &Sandbox, ns: &str, p: &Value, now: Timestamp) {
                 Ok(())
             }),
     );
+}
+
+/// A pod whose status cannot change by itself: every container running and ready, on good
+/// images.
+fn settled(p: &Value) -> bool {
+    let statuses = p
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array);
+    let containers = p.pointer("/spec/containers").and_then(Value::as_array);
+    match (statuses, containers) {
+        (Some(s), Some(c)) => {
+            s.len() == c.len()
+                && s.iter()
+                    .all(|cs| cs.get("ready") == Some(&Value::Bool(true)))
+                && c.iter().all(|c| {
+                    !is_bad_image(c.get("image").and_then(Value::as_str).unwrap_or_default())
+                })
+                && s.iter()
+                    .zip(c)
+                    .all(|(cs, c)| cs.get("image") == c.get("image"))
+        }
+        _ => false,
+    }
 }
 
 /// Events a kubelet posts on transitions: Pulled/Created/Started, BackOff.
