@@ -12,9 +12,9 @@ pseudo-terminal of the shot's size, with HOME and XDG_CONFIG_HOME pointing to an
 temporary directory (so no user config is read), TERM=xterm-256color and COLORTERM=truecolor.
 The program's output is fed to the pyte terminal emulator; the script types the shot's keys,
 waits, waits for the screen to settle (no output for a moment, so no half-drawn frame), copies
-the screen, then presses `q` (twice on the help screen, where the first one closes the help)
-and checks that the program exits with status 0, leaves the alternate screen and shows the
-cursor again. The copy is drawn cell by cell to a PNG with Pillow.
+the screen, then presses `q` (which quits from the help screen too) and checks that the
+program exits with status 0, leaves the alternate screen and shows the cursor again. The copy
+is drawn cell by cell to a PNG with Pillow.
 
 Drawing: text uses a monospace TrueType font found on this machine (DejaVu Sans Mono, from
 Debian's fonts-dejavu-core, by default; --font to choose another), with DejaVu Sans as a
@@ -82,8 +82,8 @@ SHOTS = [
     Shot("80x24-dark", 80, 24, "dark", [8]),
     # `l` switches the narrow (tabbed) view to production.
     Shot("80x24-production-light", 80, 24, "light", [3, "l", 5]),
-    # `?` shows the key bindings in force; there `q` closes the help, and a second `q` quits.
-    Shot("help-dark", 120, 35, "dark", [4, "?", 1.5], quit="qq"),
+    # `?` shows the key bindings in force; `q` quits from there too.
+    Shot("help-dark", 120, 35, "dark", [4, "?", 1.5]),
 ]
 
 

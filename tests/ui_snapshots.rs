@@ -659,11 +659,34 @@ fn production_frame_selection_and_failures_are_styled() {
     assert!(styled(&buf, (x, y), t.border_focused) && styled(&buf, (x + 18, y), t.border_focused));
     let (x, y) = find(&buf, "Pods checkout (4) ─");
     assert!(!styled(&buf, (x + 18, y), t.border_focused));
-    // The selected app row is highlighted in the active environment only.
+    // The selected app row is highlighted in the active environment only, under the cells'
+    // own colours: the version keeps its colour on the selection's background.
     let (x, y) = find(&buf, "▸frontend");
-    assert!(x > 100 && buf[(x + 1, y)].modifier.contains(Modifier::REVERSED));
+    assert!(x > 100 && styled(&buf, (x + 1, y), t.selected));
+    let (vx, vy) = find(&buf, "3.2.0 0/6");
+    assert_eq!(vy, y);
+    assert!(styled(&buf, (vx, vy), t.selected) && styled(&buf, (vx, vy), t.canary));
     let (x, y) = find(&buf, "▸checkout");
-    assert!(x < 100 && !buf[(x + 1, y)].modifier.contains(Modifier::REVERSED));
+    assert!(x < 100 && !styled(&buf, (x + 1, y), t.selected));
+    // Unfocused pane titles read in the normal text colour, not the dim border's.
+    let (x, y) = find(&buf, "Apps (3)");
+    assert!(buf[(x, y)].fg != t.border.fg.unwrap() && styled(&buf, (x, y), t.title));
+}
+
+#[test]
+fn every_builtin_theme_keeps_coloured_cells_readable_when_selected() {
+    for name in Theme::BUILTIN {
+        let t = Theme::builtin(name).unwrap();
+        let buf = draw(&frontend(Pane::Apps), &ctx(t.clone()), 200, 50);
+        let (x, y) = find(&buf, "3.2.0 0/6");
+        let cell = &buf[(x, y)];
+        assert!(styled(&buf, (x, y), t.selected), "{name}: {cell:?}");
+        // A colour of its own, unless the theme has none.
+        assert_eq!(cell.fg, t.canary.fg.unwrap_or_default(), "{name}");
+        if t.selected.bg.is_some() {
+            assert!(!cell.modifier.contains(Modifier::REVERSED), "{name}");
+        }
+    }
 }
 
 #[test]

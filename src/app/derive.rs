@@ -166,11 +166,60 @@ fn app(env: &EnvState, name: String, ds: Vec<&DeploymentView>) -> AppView {
     AppView {
         name,
         strategy: Strategy::Rolling,
-        versions: ds.iter().map(|d| version(d, Role::Primary, None)).collect(),
+        versions: ds.iter().flat_map(|d| rolling_versions(env, d)).collect(),
         revision: primary.revision,
         rollout: rollout(primary),
         gitops,
     }
+}
+
+/// The versions of a rolling Deployment's pods, the template's first (ready of the desired
+/// replicas), then each older one still running (ready of its pods), newest ReplicaSet first.
+/// The Deployment's own ready count would credit the new version with old pods mid-update.
+/// Without any pods, the Deployment's counts stand.
+fn rolling_versions(env: &EnvState, d: &DeploymentView) -> Vec<VersionView> {
+    let mut new = version(d, Role::Primary, None);
+    // Per older version: (ReplicaSet revision, ready, pods).
+    let mut old: std::collections::BTreeMap<&str, (i64, i32, i32)> = Default::default();
+    let mut new_ready = 0;
+    let mut any = false;
+    for p in env
+        .pods
+        .values()
+        .filter(|p| selects(&d.selector, &p.labels))
+    {
+        any = true;
+        if p.version == new.tag {
+            new_ready += i32::from(p.ready);
+            continue;
+        }
+        let revision = p
+            .owner
+            .as_ref()
+            .and_then(|rs| env.replicasets.get(rs))
+            .map_or(0, |rs| rs.revision);
+        let entry = old.entry(&p.version).or_default();
+        entry.0 = entry.0.max(revision);
+        entry.1 += i32::from(p.ready);
+        entry.2 += 1;
+    }
+    if !any {
+        return vec![new];
+    }
+    new.ready = new_ready;
+    let mut old: Vec<_> = old.into_iter().collect();
+    old.sort_by_key(|(_, (revision, ..))| std::cmp::Reverse(*revision));
+    let mut versions = vec![new];
+    versions.extend(old.into_iter().map(|(tag, (_, ready, pods))| VersionView {
+        deployment: d.name.clone(),
+        role: Role::Old,
+        track: None,
+        tag: tag.to_string(),
+        ready,
+        desired: pods,
+        weight: None,
+    }));
+    versions
 }
 
 fn canary_app(
@@ -244,4 +293,111 @@ pub fn app_pods<'a>(env: &'a EnvState, app: &AppView) -> Vec<&'a super::state::P
         .values()
         .filter(|p| selectors.iter().any(|s| selects(s, &p.labels)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::state::{PodView, ReplicaSetView};
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// `frontend` rolling from 3.2.0 (ReplicaSet revision 8) to 3.3.0 (revision 9): 6
+    /// replicas wanted, 4 ready in all.
+    fn mid_rollout() -> EnvState {
+        let sel = labels(&[("app", "frontend")]);
+        let mut env = EnvState::default();
+        env.deployments.insert(
+            "frontend".into(),
+            DeploymentView {
+                name: "frontend".into(),
+                selector: sel.clone(),
+                template_labels: sel.clone(),
+                images: vec!["registry.example/frontend:3.3.0".into()],
+                replicas: 6,
+                updated: 3,
+                ready: 6,
+                ..Default::default()
+            },
+        );
+        for (rs, revision) in [
+            ("frontend-new", 9),
+            ("frontend-old", 8),
+            ("frontend-older", 7),
+        ] {
+            env.replicasets.insert(
+                rs.into(),
+                ReplicaSetView {
+                    name: rs.into(),
+                    owner: Some("frontend".into()),
+                    revision,
+                    ..Default::default()
+                },
+            );
+        }
+        let pods = [
+            ("frontend-new", "3.3.0", true),
+            ("frontend-new", "3.3.0", true),
+            ("frontend-new", "3.3.0", false),
+            ("frontend-older", "3.1.0", true),
+            ("frontend-old", "3.2.0", true),
+            ("frontend-old", "3.2.0", true),
+            ("frontend-old", "3.2.0", true),
+        ];
+        for (i, (rs, version, ready)) in pods.into_iter().enumerate() {
+            let name = format!("{rs}-{i}");
+            env.pods.insert(
+                name.clone(),
+                PodView {
+                    name,
+                    labels: sel.clone(),
+                    version: version.into(),
+                    ready,
+                    owner: Some(rs.into()),
+                    ..Default::default()
+                },
+            );
+        }
+        env
+    }
+
+    #[test]
+    fn rolling_app_counts_ready_pods_per_version() {
+        let mut env = mid_rollout();
+        let app = &apps(&env)[0];
+        assert_eq!(app.strategy, Strategy::Rolling);
+        let got: Vec<_> = app
+            .versions
+            .iter()
+            .map(|v| (v.tag.as_str(), v.role, v.ready, v.desired))
+            .collect();
+        // The new version first, of the replicas wanted; then the older ones, newest first.
+        assert_eq!(
+            got,
+            [
+                ("3.3.0", Role::Primary, 2, 6),
+                ("3.2.0", Role::Old, 3, 3),
+                ("3.1.0", Role::Old, 1, 1),
+            ]
+        );
+        assert!(app.versions.iter().all(|v| v.deployment == "frontend"));
+
+        // Done: only the new version is left.
+        env.pods.retain(|_, p| p.version == "3.3.0");
+        env.pods.values_mut().for_each(|p| p.ready = true);
+        let app = &apps(&env)[0];
+        assert_eq!(app.versions.len(), 1);
+        assert_eq!((app.versions[0].ready, app.versions[0].desired), (3, 6));
+
+        // Before any pod is known, the Deployment's counts stand.
+        env.pods.clear();
+        let app = &apps(&env)[0];
+        assert_eq!(app.versions.len(), 1);
+        assert_eq!((app.versions[0].ready, app.versions[0].desired), (6, 6));
+    }
 }

@@ -200,7 +200,10 @@ pub enum Role {
     /// Blue/green: the colour the Service selects.
     Active,
     Idle,
+    /// A rolling app's current template (the new version during an update).
     Primary,
+    /// A rolling app's older version whose pods are still running during an update.
+    Old,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -211,6 +214,8 @@ pub struct VersionView {
     pub track: Option<String>,
     /// Image tag.
     pub tag: String,
+    /// Ready pods, of `desired` (a rolling app counts its pods of this version; other
+    /// strategies take their Deployment's counts).
     pub ready: i32,
     pub desired: i32,
     /// Share of the app's traffic in percent, where the router says.

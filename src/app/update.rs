@@ -200,12 +200,16 @@ fn step(i: usize, len: usize, delta: isize) -> usize {
 }
 
 fn action(state: &mut AppState, a: Action) -> Outcome {
+    // The help overlay takes the keys: its own key and Back close it, Quit still quits (as it
+    // says), anything else waits.
     if state.help {
-        if matches!(a, Action::Help | Action::Back | Action::Quit) {
+        if matches!(a, Action::Help | Action::Back) {
             state.help = false;
             return Outcome::dirty();
         }
-        return Outcome::default();
+        if a != Action::Quit {
+            return Outcome::default();
+        }
     }
     let env_count = state.envs.len();
     let page = (state.size.1 as isize / 3).max(1);
@@ -370,6 +374,17 @@ fn move_selection(state: &mut AppState, delta: isize) -> Outcome {
     }
 }
 
+/// Whether a pod with these labels belongs to the selected app.
+fn selected_app_selects(e: &EnvState, labels: &super::state::Labels) -> bool {
+    e.apps.get(e.selected_app).is_some_and(|a| {
+        a.versions.iter().any(|v| {
+            e.deployments
+                .get(&v.deployment)
+                .is_some_and(|d| derive::selects(&d.selector, labels))
+        })
+    })
+}
+
 /// Follow the logs of the selected app's pods if they changed (or `reset`: a new app).
 fn follow(state: &mut AppState, env: usize, reset: bool) -> Option<Cmd> {
     let e = state.envs.get_mut(env)?;
@@ -424,6 +439,7 @@ fn cluster(state: &mut AppState, env: usize, event: ClusterEvent) -> Outcome {
         return Outcome::default();
     };
     let mut rederive = true;
+    let mut follow_changed = true;
     match event {
         ClusterEvent::Deployment(c) => apply(&mut e.deployments, c, |v| &v.name),
         ClusterEvent::ReplicaSet(c) => {
@@ -431,8 +447,25 @@ fn cluster(state: &mut AppState, env: usize, event: ClusterEvent) -> Outcome {
             rederive = false;
         }
         ClusterEvent::Pod(c) => {
+            // Whether the set of pods whose logs are followed may change: a new pod of the
+            // selected app, a followed pod gone, or a re-list. Most events change neither.
+            follow_changed = match &c {
+                Change::Upsert(p) => {
+                    !e.pods.contains_key(&p.name) && selected_app_selects(e, &p.labels)
+                }
+                Change::Delete(name) => e.logs.pods.iter().any(|n| n == name),
+                Change::Reset(_) => true,
+            };
+            // Rolling apps count ready pods per version: derive again only when a pod's
+            // version, readiness, labels or owner may have changed.
+            rederive = match &c {
+                Change::Upsert(p) => e.pods.get(&p.name).is_none_or(|old| {
+                    (&old.version, old.ready, &old.labels, &old.owner)
+                        != (&p.version, p.ready, &p.labels, &p.owner)
+                }),
+                Change::Delete(_) | Change::Reset(_) => true,
+            };
             apply(&mut e.pods, c, |v| &v.name);
-            rederive = false;
         }
         ClusterEvent::Service(c) => apply(&mut e.services, c, |v| &v.name),
         ClusterEvent::Route(c) => apply(&mut e.routes, c, |v| &v.name),
@@ -458,6 +491,39 @@ fn cluster(state: &mut AppState, env: usize, event: ClusterEvent) -> Outcome {
             cmds.push(metrics_cmd(state, env));
         }
     }
-    cmds.extend(follow(state, env, false));
+    if follow_changed || rederive {
+        cmds.extend(follow(state, env, false));
+    }
     Outcome { dirty: true, cmds }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_help() -> AppState {
+        let mut s = AppState::new(vec![EnvState::default()], Timestamp::UNIX_EPOCH, 900);
+        s.help = true;
+        s
+    }
+
+    #[test]
+    fn help_closes_on_its_key_and_back_and_quit_still_quits() {
+        for close in [Action::Help, Action::Back] {
+            let mut s = with_help();
+            assert!(update(&mut s, Msg::Action(close)).dirty);
+            assert!(!s.help && !s.quit, "{close:?}");
+        }
+        let mut s = with_help();
+        let out = update(&mut s, Msg::Action(Action::Quit));
+        assert!(s.quit);
+        assert_eq!(out.cmds, [Cmd::Quit]);
+        // Other keys wait for the help to close.
+        let mut s = with_help();
+        assert_eq!(
+            update(&mut s, Msg::Action(Action::NextPane)),
+            Outcome::default()
+        );
+        assert!(s.help && s.focus == Pane::Apps);
+    }
 }

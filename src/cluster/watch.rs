@@ -227,14 +227,13 @@ pub fn describe(e: &watcher::Error) -> String {
             _ => format!("{} ({})", s.message, s.code),
         };
     }
-    let mut text = err.to_string();
+    // The innermost cause says what happened (connection refused, no such host, timed out);
+    // the layers above it only say where.
+    let mut innermost = err.to_string();
     let mut src = std::error::Error::source(err);
     while let Some(s) = src {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text = format!("{text}: {more}");
-        }
+        innermost = s.to_string();
         src = s.source();
     }
-    text
+    format!("cannot reach the API server: {}", innermost.to_lowercase())
 }

@@ -23,13 +23,15 @@ pub struct Theme {
     pub border: Style,
     pub border_focused: Style,
     pub title: Style,
-    /// Header bar and frame accent of a staging (non-production) environment.
+    /// Header tab and frame of a staging (non-production) environment: a plain coloured line,
+    /// so that production's frame is the one that stands out.
     pub staging: Style,
-    /// Header bar and frame accent of a production environment: impossible to miss.
+    /// Header tab and frame of a production environment: impossible to miss.
     pub production: Style,
     pub sandbox_badge: Style,
     pub read_only_badge: Style,
-    /// The selected row.
+    /// The selected row, drawn under the cells' own styles: a background (or a modifier) that
+    /// keeps coloured text readable.
     pub selected: Style,
     pub ok: Style,
     pub warn: Style,
@@ -53,30 +55,25 @@ impl Default for Theme {
             border: Style::default().fg(Color::DarkGray),
             border_focused: Style::default().fg(Color::Cyan),
             title: Style::default().add_modifier(Modifier::BOLD),
-            staging: Style::default().fg(Color::Black).bg(Color::Cyan),
+            staging: Style::default().fg(Color::Cyan),
             production: Style::default()
                 .fg(Color::White)
                 .bg(Color::Red)
                 .add_modifier(Modifier::BOLD),
             sandbox_badge: Style::default().fg(Color::Black).bg(Color::Yellow),
             read_only_badge: Style::default().fg(Color::Black).bg(Color::Green),
-            selected: Style::default().add_modifier(Modifier::REVERSED),
+            selected: Style::default().bg(Color::Rgb(0x3a, 0x3a, 0x4a)),
             ok: Style::default().fg(Color::Green),
             warn: Style::default().fg(Color::Yellow),
             error: Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
             stable: Style::default().fg(Color::Blue),
             canary: Style::default().fg(Color::Magenta),
             threshold: Style::default().fg(Color::Red),
-            log_palette: vec![
-                Color::Cyan,
-                Color::Green,
-                Color::Yellow,
-                Color::Blue,
-                Color::Magenta,
-                Color::LightCyan,
-                Color::LightGreen,
-                Color::LightBlue,
-            ],
+            log_palette: [
+                0x5fafff, 0x87d75f, 0xffaf5f, 0xd787ff, 0x00d7af, 0xffff87, 0xff87af, 0xafafaf,
+            ]
+            .map(Color::from_u32)
+            .to_vec(),
         }
     }
 }
@@ -607,9 +604,11 @@ mod tests {
             assert_ne!(theme.production, theme.staging, "{name}");
             assert!(!theme.selected.add_modifier.is_empty(), "{name}");
         }
-        // The staging bar of the dark theme stays a bar.
+        // Staging is a plain line in every theme: production's bar is the only bar.
         let dark = Theme::load(None, &env).unwrap();
-        assert_eq!(dark.staging.add_modifier, Modifier::REVERSED);
+        assert!(!dark.staging.add_modifier.contains(Modifier::REVERSED));
+        // The selection stays visible without its background.
+        assert_eq!(dark.selected.add_modifier, Modifier::REVERSED);
     }
 
     #[test]

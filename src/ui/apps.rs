@@ -12,7 +12,7 @@ use ratatui::widgets::{
 };
 
 use super::text::{sanitize, truncate, width};
-use super::values::{Latest, millis, old_series, percent, series};
+use super::values::{Latest, latest, millis, old_series, percent};
 use super::{EnvView, role_style};
 use crate::app::state::{AppView, Conn, EnvState, Pane, Rollout, Router, Strategy};
 
@@ -88,11 +88,18 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, v: &EnvView) {
     let inner = block.inner(area);
     block.render(area, buf);
     if env.apps.is_empty() {
-        let msg = match env.conn {
-            Conn::Connecting => "connecting…".to_string(),
-            _ => format!("no apps in namespace {}", sanitize(&env.namespace)),
+        // With nothing to list, the whole reason for a failed connection fits here.
+        let (msg, style) = match &env.conn {
+            Conn::Connecting => ("connecting…".to_string(), t.dim),
+            Conn::Error(e) => (format!("cannot list apps: {}", sanitize(e)), t.error),
+            Conn::Live => (
+                format!("no apps in namespace {}", sanitize(&env.namespace)),
+                t.dim,
+            ),
         };
-        Paragraph::new(Line::styled(msg, t.dim)).render(inner, buf);
+        Paragraph::new(Line::styled(msg, style))
+            .wrap(ratatui::widgets::Wrap { trim: true })
+            .render(inner, buf);
         return;
     }
 
@@ -109,18 +116,26 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, v: &EnvView) {
         .map(&build)
         .find(|(_, _, w)| fits(w))
         .unwrap_or_else(|| build(DETAILS[DETAILS.len() - 1]));
-    let header = Row::new(headers(detail)).style(t.dim);
+    let header = Row::new(headers(detail)).style(t.title);
+    let selected = env.selected_app.min(env.apps.len() - 1);
+    // The selection goes under the cells, so coloured versions and statuses keep their colour.
     let rows = rows
         .into_iter()
         .zip(&env.apps)
-        .map(|(cells, app)| Row::new(cells).height(row_height(env, app)));
+        .enumerate()
+        .map(|(i, (cells, app))| {
+            let row = Row::new(cells).height(row_height(env, app));
+            if v.active() && i == selected {
+                row.style(t.selected)
+            } else {
+                row
+            }
+        });
     let table = Table::new(rows, widths.iter().map(|w| Constraint::Length(*w)))
         .header(header)
         .column_spacing(1)
         .highlight_symbol("▸")
-        .highlight_spacing(HighlightSpacing::Always)
-        .row_highlight_style(if v.active() { t.selected } else { Style::new() });
-    let selected = env.selected_app.min(env.apps.len() - 1);
+        .highlight_spacing(HighlightSpacing::Always);
     let mut state = TableState::default().with_selected(selected);
     StatefulWidget::render(table, inner, buf, &mut state);
 }
@@ -166,18 +181,14 @@ fn cells<'a>(v: &EnvView<'a>, app: &'a AppView, d: Detail) -> Vec<Text<'a>> {
         let ready = if ver.ready < ver.desired {
             t.warn
         } else {
-            t.base
+            Style::new()
         };
         line.push(Span::styled(
             format!(" {}/{}", ver.ready, ver.desired),
             ready,
         ));
         versions.push(Line::from(line));
-        health.push(
-            series(metrics, &ver.tag).map_or((Latest::NoData, Latest::NoData), |s| {
-                (Latest::of(&s.error_ratio), Latest::of(&s.p99_seconds))
-            }),
-        );
+        health.push(latest(metrics, &ver.tag));
     }
     for s in old_series(metrics, app) {
         versions.push(Line::from(vec![
@@ -229,7 +240,7 @@ fn metric<'a>(value: Latest, limit: f64, fmt: fn(f64) -> String, v: &EnvView) ->
     let t = v.theme();
     let style = match value {
         Latest::Value(_) if value.exceeds(limit) => t.error,
-        Latest::Value(_) => t.base,
+        Latest::Value(_) => Style::new(),
         Latest::NoData | Latest::NoTraffic => t.dim,
     };
     let text = value.show(fmt);

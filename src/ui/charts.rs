@@ -11,7 +11,7 @@ use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph, Widget};
 
 use super::text::sanitize;
 use super::values::{millis, percent, series};
-use super::{EnvView, role_style};
+use super::{EnvView, is_old, role_style};
 use crate::app::state::{AppMetrics, AppView, Point, VersionSeries};
 use crate::config::theme::Theme;
 use crate::sandbox::table::human_duration;
@@ -186,23 +186,24 @@ fn nice_ceil(x: f64) -> f64 {
     step * unit
 }
 
-/// The series drawn, with their styles: old versions still reporting first, then the app's
-/// versions in its order.
+/// The series drawn, with their styles, in drawing order: the new versions, then the old ones
+/// (stable, active, replaced) on top, so that a canary with the same values (both at zero
+/// errors, say) cannot hide the line it is compared with; last, old versions still reporting
+/// that no Deployment runs any more.
 fn lines<'a>(
     app: &'a AppView,
     metrics: Option<&'a AppMetrics>,
     theme: &Theme,
 ) -> Vec<(Style, &'a VersionSeries)> {
     let all = metrics.map_or(&[][..], |m| &m.versions[..]);
-    let old = all
+    let gone = all
         .iter()
         .filter(|s| !app.versions.iter().any(|v| v.tag == s.version));
-    old.map(|s| (theme.stable, s))
-        .chain(
-            app.versions
-                .iter()
-                .filter_map(|v| series(metrics, &v.tag).map(|s| (role_style(theme, v.role), s))),
-        )
+    let (old, new): (Vec<_>, Vec<_>) = app.versions.iter().partition(|v| is_old(v.role));
+    new.into_iter()
+        .chain(old)
+        .filter_map(|v| series(metrics, &v.tag).map(|s| (role_style(theme, v.role), s)))
+        .chain(gone.map(|s| (theme.stable, s)))
         .collect()
 }
 
@@ -229,10 +230,10 @@ fn segments(
     out
 }
 
-/// `━ 1.4.2 ━ 1.5.0`: which line is which version.
+/// `━ 1.4.2 ━ 1.5.0`: which line is which version, old ones first.
 fn legend<'a>(lines: &[(Style, &'a VersionSeries)]) -> Line<'a> {
     let mut spans = Vec::new();
-    for (style, s) in lines {
+    for (style, s) in lines.iter().rev() {
         spans.push(Span::styled(" ━ ", *style));
         spans.push(Span::styled(sanitize(&s.version), *style));
     }

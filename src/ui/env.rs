@@ -1,5 +1,5 @@
-//! One environment's block: a frame in the production or staging colours (thick for
-//! production, with a `PRODUCTION` label), a connection-error line if any, then the panes.
+//! One environment's block: a frame in the production or staging style (thick for production,
+//! with a `PRODUCTION` label), a connection-error line if any, then the panes.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, BorderType, Borders, Paragraph, Widget};
 
 use super::layout::{self, Needs};
 use super::pods::AppPods;
-use super::text::sanitize;
+use super::text::{sanitize, truncate};
 use super::{EnvView, apps, charts, events, logs, pods};
 use crate::app::state::Conn;
 
@@ -68,10 +68,9 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, v: &EnvView) {
         events_area,
     ] = layout::stack(inner, &heights);
     if let Conn::Error(msg) = &env.conn {
-        let line = Line::styled(
-            format!("✖ disconnected, data may be stale: {}", sanitize(msg)),
-            t.error,
-        );
+        let banner = layout::padded(banner);
+        let text = format!("✖ disconnected, data may be stale: {}", sanitize(msg));
+        let line = Line::styled(truncate(&text, usize::from(banner.width)), t.error);
         Paragraph::new(line).render(banner, buf);
     }
     apps::render(buf, apps_area, v);

@@ -5,13 +5,14 @@ use std::borrow::Cow;
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
 use super::UiContext;
 use super::text::{sanitize, width};
 use super::values::age;
 use crate::app::Action;
-use crate::app::state::AppState;
+use crate::app::state::{AppState, Strategy};
 
 /// The keys worth a reminder, with their short names, in order of importance.
 const MAIN_KEYS: [(Action, &str); 9] = [
@@ -20,10 +21,10 @@ const MAIN_KEYS: [(Action, &str); 9] = [
     (Action::Filter, "filter"),
     (Action::NextPane, "pane"),
     (Action::NextEnv, "env"),
+    (Action::Rollback, "rollback"),
     (Action::Promote, "promote"),
     (Action::Abort, "abort"),
     (Action::Flip, "flip"),
-    (Action::Rollback, "rollback"),
 ];
 
 pub(super) fn render(buf: &mut Buffer, area: Rect, state: &AppState, ctx: &UiContext) {
@@ -49,7 +50,7 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, state: &AppState, ctx: &UiCon
         let (mark, style) = if n.error {
             ("✖ ", t.error)
         } else {
-            ("", t.base)
+            ("", Style::new())
         };
         Line::from(vec![
             Span::styled(format!(" {mark}{}", sanitize(&n.text)), style),
@@ -61,13 +62,25 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, state: &AppState, ctx: &UiCon
     buf.set_line(area.x, area.y, &line, area.width);
 }
 
-/// `? help  q quit  / filter  …`, as many as fit; no mutating keys when read-only.
+/// `? help  q quit  / filter  …`: the most important keys that fit, leaving out those that do
+/// nothing for the selected app (promote and abort are for canaries, flip for blue/green) and
+/// mutating ones when read-only (the whole cockpit or the environment with the keyboard).
 fn hints<'a>(state: &AppState, ctx: &'a UiContext, room: usize) -> Line<'a> {
+    let env = state.envs.get(state.active_env);
+    let read_only = state.read_only || env.is_some_and(|e| e.read_only);
+    let strategy = env
+        .and_then(|e| e.apps.get(e.selected_app))
+        .map(|a| &a.strategy);
+    let applies = |a: Action| match a {
+        Action::Promote | Action::Abort => matches!(strategy, Some(Strategy::Canary { .. })),
+        Action::Flip => matches!(strategy, Some(Strategy::BlueGreen { .. })),
+        _ => true,
+    };
     let mut spans = Vec::new();
     let mut used = 0;
     let keys = MAIN_KEYS
         .iter()
-        .filter(|(a, _)| !(state.read_only && a.mutates()));
+        .filter(|(a, _)| applies(*a) && !(read_only && a.mutates()));
     for (action, label) in keys {
         let Some(key) = key_for(ctx, *action) else {
             continue;
@@ -78,7 +91,7 @@ fn hints<'a>(state: &AppState, ctx: &'a UiContext, room: usize) -> Line<'a> {
         }
         used += w;
         spans.push(Span::styled(format!(" {key}"), ctx.theme.title));
-        spans.push(Span::styled(format!(" {label} "), ctx.theme.dim));
+        spans.push(Span::raw(format!(" {label} ")));
     }
     Line::from(spans)
 }

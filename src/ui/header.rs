@@ -1,6 +1,7 @@
-//! The top line: `kockpit`, the SANDBOX and READ-ONLY badges, one tab per environment (the
-//! active one in its staging or production colours) with its connection health and how many
-//! apps are failing, and the clock in UTC.
+//! The top line: `kockpit`, the SANDBOX and READ-ONLY badges, one tab per environment in its
+//! staging or production style (the active one marked `▶`) with its connection health and how
+//! many apps are failing, and the clock in UTC (to the minute: the screen is not redrawn every
+//! second).
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -15,7 +16,7 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, state: &AppState, ctx: &UiCon
     if area.height == 0 {
         return;
     }
-    let clock = format!(" {} UTC ", state.now.strftime("%H:%M:%S"));
+    let clock = format!(" {} UTC ", state.now.strftime("%H:%M"));
     let room = usize::from(area.width).saturating_sub(clock.len());
     // With words ("live", "2 failing") if they fit, then without the connection's, then
     // glyphs only.
@@ -58,16 +59,13 @@ fn tabs<'a>(
     for (i, env) in state.envs.iter().enumerate() {
         spans.push(Span::raw(" "));
         let name = sanitize(&env.name);
-        spans.push(if i == state.active_env {
-            let style = if env.production {
-                t.production
-            } else {
-                t.staging
-            };
-            Span::styled(format!(" ▶ {name} "), style)
+        let style = if env.production {
+            t.production
         } else {
-            Span::styled(format!(" {name} "), t.dim)
-        });
+            t.staging
+        };
+        let mark = if i == state.active_env { "▶ " } else { "" };
+        spans.push(Span::styled(format!(" {mark}{name} "), style));
         let (glyph, word, style) = match env.conn {
             Conn::Live => ("●", " live", t.ok),
             Conn::Connecting => ("◌", " connecting", t.warn),

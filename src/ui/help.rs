@@ -59,7 +59,7 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, ctx: &UiContext) {
     if entries.is_empty() {
         lines.push(Line::styled(" no key bindings", t.dim));
     }
-    lines.push(Line::styled(" the help key or esc closes this", t.dim));
+    lines.push(Line::raw(" the help key or esc closes this"));
     Clear.render(popup, buf);
     let block = Block::bordered()
         .border_style(t.border_focused)

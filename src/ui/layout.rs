@@ -142,6 +142,16 @@ pub(crate) fn stack(area: Rect, p: &Panes) -> [Rect; 6] {
     })
 }
 
+/// `area` less a column on each side, so text inside does not touch a frame.
+pub(crate) fn padded(area: Rect) -> Rect {
+    let pad = area.width.min(2) / 2;
+    Rect {
+        x: area.x + pad,
+        width: area.width - 2 * pad,
+        ..area
+    }
+}
+
 /// A `width` × `height` rectangle centred in `area`, clipped to it.
 pub(crate) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let (width, height) = (width.min(area.width), height.min(area.height));

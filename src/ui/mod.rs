@@ -20,7 +20,7 @@ use jiff::Timestamp;
 use ratatui::Frame;
 use ratatui::style::Style;
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders};
+use ratatui::widgets::{Block, Borders, Padding};
 
 use crate::app::state::{AppState, AppView, EnvState, Pane, Role};
 use crate::config::theme::Theme;
@@ -42,6 +42,9 @@ pub struct UiContext {
 pub fn render(frame: &mut Frame, state: &AppState, ctx: &UiContext) {
     let area = frame.area();
     let buf = frame.buffer_mut();
+    // The whole screen in the base style; what is drawn on it patches that (so a theme's
+    // background leaves no holes, and plain cells keep a selection's background).
+    buf.set_style(area, ctx.theme.base);
     let [header_area, body, footer_area] = layout::screen(area);
     header::render(buf, header_area, state, ctx);
     let filter_preview = state.filter_input.as_deref();
@@ -99,28 +102,44 @@ impl EnvView<'_> {
         self.focus == Some(pane)
     }
 
-    /// A pane's frame: one rule on top carrying the title, highlighted when focused.
+    /// A pane's frame: one rule on top carrying the title, highlighted when focused, and a
+    /// column of padding on each side so that nothing inside touches the environment's frame.
     pub fn pane_block<'t>(&self, pane: Option<Pane>, title: impl Into<Line<'t>>) -> Block<'t> {
         let t = self.theme();
-        let (border, title_style) = if pane.is_some_and(|p| self.focused(p)) {
-            (t.border_focused, t.title.patch(t.border_focused))
-        } else {
-            (t.border, t.title)
-        };
+        let focused = pane.is_some_and(|p| self.focused(p));
+        let border = if focused { t.border_focused } else { t.border };
+        // The title is drawn over the rule: reset what the rule's style set, so an unfocused
+        // title reads in the normal text colour rather than the dim border's.
+        let title_style = Style::reset().patch(t.base).patch(t.title);
         Block::new()
             .borders(Borders::TOP)
             .border_style(border)
             .title(title)
-            .title_style(title_style)
+            .title_style(if focused {
+                title_style.patch(t.border_focused)
+            } else {
+                title_style
+            })
+            .padding(Padding::horizontal(1))
     }
 }
 
-/// The chart and label style of a version: the old one (stable, the active colour, a version
-/// a rolling update is replacing) versus the new one (canary, the idle colour, the
-/// Deployment's current template).
-pub(crate) fn role_style(theme: &Theme, role: Role) -> Style {
+/// Whether a version is the old one (stable, the active colour, a version a rolling update is
+/// replacing) rather than the new one (canary, the idle colour, the Deployment's current
+/// template).
+pub(crate) fn is_old(role: Role) -> bool {
     match role {
-        Role::Stable | Role::Active => theme.stable,
-        Role::Canary | Role::Idle | Role::Primary => theme.canary,
+        Role::Stable | Role::Active | Role::Old => true,
+        Role::Canary | Role::Idle | Role::Primary => false,
+    }
+}
+
+/// The chart and label style of a version: old versions in the stable style, new ones in the
+/// canary style.
+pub(crate) fn role_style(theme: &Theme, role: Role) -> Style {
+    if is_old(role) {
+        theme.stable
+    } else {
+        theme.canary
     }
 }

@@ -12,8 +12,8 @@ use ratatui::widgets::{Paragraph, Row, Table, Widget};
 
 use super::EnvView;
 use super::layout::MAX_POD_ROWS;
-use super::text::{ellipsize_middle, sanitize, truncate, width};
-use super::values::age;
+use super::text::{ellipsize_middle, fit_columns, sanitize, truncate, width};
+use super::values::{age, more};
 use crate::app::derive::selects;
 use crate::app::state::{AppView, EnvState, Labels, Pane, PodView};
 use crate::config::theme::Theme;
@@ -91,20 +91,31 @@ impl<'a> AppPods<'a> {
 
 pub(super) fn render(buf: &mut Buffer, area: Rect, v: &EnvView, pods: &AppPods) {
     let t = v.theme();
+    let inner = v.pane_block(Some(Pane::Pods), "").inner(area);
+    let rows = usize::from(inner.height.saturating_sub(1)).min(MAX_POD_ROWS);
+    let total = pods.total;
     let name = v.app.map_or(Cow::Borrowed("-"), |a| sanitize(&a.name));
-    let block = v.pane_block(Some(Pane::Pods), format!(" Pods {name} ({}) ", pods.total));
-    let inner = block.inner(area);
-    block.render(area, buf);
-    let Some(app) = v.app.filter(|_| pods.total > 0) else {
-        Paragraph::new(Line::styled("no pods", t.dim)).render(inner, buf);
+    let mut title = vec![Span::raw(format!(" Pods {name} ({total}) "))];
+    let app = v.app.filter(|_| total > 0 && rows > 0);
+    let (pods, selected_row, above) = match app {
+        Some(_) => {
+            let selected = v.env.selected_pod.min(total - 1);
+            let (pods, row) = pods.window(selected, rows);
+            (pods, row, selected - row)
+        }
+        None => (&[][..], 0, 0),
+    };
+    // Say how many pods do not fit, above and below the window.
+    if let Some(more) = more(above, total - above - pods.len()).filter(|_| app.is_some()) {
+        title.push(Span::raw(format!("{more} ")));
+    }
+    v.pane_block(Some(Pane::Pods), title).render(area, buf);
+    let Some(app) = app else {
+        if total == 0 {
+            Paragraph::new(Line::styled("no pods", t.dim)).render(inner, buf);
+        }
         return;
     };
-    let rows = usize::from(inner.height.saturating_sub(1)).min(MAX_POD_ROWS);
-    if rows == 0 {
-        return;
-    }
-    let selected = v.env.selected_pod.min(pods.total - 1);
-    let (pods, selected_row) = pods.window(selected, rows);
 
     let cells: Vec<[Cow<str>; 7]> = pods.iter().map(|p| cells(p, v)).collect();
     let mut widths = HEADER.map(width);
@@ -124,19 +135,22 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, v: &EnvView, pods: &AppPods) 
     if columns == 6 {
         widths[0] = widths[0].min(avail.saturating_sub(rest).max(MIN_NAME));
     }
-    let header = Row::new(HEADER.into_iter().take(columns)).style(t.dim);
+    // Still too wide: the last columns give way, their cells cut with `…`.
+    fit_columns(&mut widths[..columns], avail);
+    let header = Row::new(HEADER.into_iter().take(columns)).style(t.title);
     let body = pods.iter().zip(cells).enumerate().map(|(i, (pod, c))| {
         let [name, ready, status, restarts, age, version, node] = c;
-        let ready_style = if pod.ready { t.base } else { t.warn };
+        let ready_style = if pod.ready { Style::new() } else { t.warn };
+        let cut = |i: usize, text: &str| truncate(text, widths[i]).into_owned();
         let row = Row::new(
             [
                 Span::raw(shorten(name, &app.name, widths[0])),
-                Span::styled(ready, ready_style),
-                Span::styled(status, status_style(pod, t)),
-                Span::raw(restarts),
-                Span::raw(age),
-                Span::raw(version),
-                Span::raw(node),
+                Span::styled(cut(1, &ready), ready_style),
+                Span::styled(cut(2, &status), status_style(pod, t)),
+                Span::raw(cut(3, &restarts)),
+                Span::raw(cut(4, &age)),
+                Span::raw(cut(5, &version)),
+                Span::raw(cut(6, &node)),
             ]
             .into_iter()
             .take(columns),
@@ -199,6 +213,6 @@ fn status_style(p: &PodView, t: &Theme) -> Style {
     } else if s != "Running" || !p.ready {
         t.warn
     } else {
-        t.base
+        Style::new()
     }
 }

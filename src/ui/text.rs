@@ -118,6 +118,40 @@ pub(crate) fn truncate(s: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Narrows the `widths` of columns set one space apart, the last first, until they fit in
+/// `room` columns; each keeps at least one column (for its `…`).
+pub(crate) fn fit_columns(widths: &mut [usize], room: usize) {
+    let used = widths.iter().sum::<usize>() + widths.len().saturating_sub(1);
+    let mut over = used.saturating_sub(room);
+    for w in widths.iter_mut().rev() {
+        let cut = over.min(w.saturating_sub(1));
+        *w -= cut;
+        over -= cut;
+    }
+}
+
+/// Shortens `s` to at most `max` columns by replacing its start with `…`, keeping the end
+/// (where a generated name is unique).
+pub(crate) fn ellipsize_start(s: &str, max: usize) -> Cow<'_, str> {
+    if width(s) <= max {
+        return Cow::Borrowed(s);
+    }
+    if max == 0 {
+        return Cow::Borrowed("");
+    }
+    let mut used = 1;
+    let start = s
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| {
+            used += width(c.encode_utf8(&mut [0; 4]));
+            used <= max
+        })
+        .last()
+        .map_or(s.len(), |(i, _)| i);
+    Cow::Owned(format!("…{}", &s[start..]))
+}
+
 /// Case-insensitive substring test; `needle` must already be lower case. Allocation-free when
 /// the needle is ASCII (the usual case for log filters).
 pub(crate) fn contains_ci(haystack: &str, needle: &str) -> bool {
@@ -242,6 +276,28 @@ mod tests {
         assert_eq!(ellipsize_middle("short", 12), "short");
         assert_eq!(ellipsize_middle("abc", 1), "…");
         assert_eq!(ellipsize_middle("abc", 0), "");
+    }
+
+    #[test]
+    fn start_ellipsis_keeps_the_end() {
+        assert_eq!(ellipsize_start("frontend-52vv9kj87b", 12), "…-52vv9kj87b");
+        assert_eq!(ellipsize_start("short", 5), "short");
+        assert_eq!(ellipsize_start("日本語", 4), "…語");
+        assert_eq!(ellipsize_start("abc", 1), "…");
+        assert_eq!(ellipsize_start("abc", 0), "");
+    }
+
+    #[test]
+    fn columns_narrow_from_the_right() {
+        let mut w = [10, 5, 8];
+        fit_columns(&mut w, 25);
+        assert_eq!(w, [10, 5, 8]);
+        fit_columns(&mut w, 20);
+        assert_eq!(w, [10, 5, 3]);
+        fit_columns(&mut w, 12);
+        assert_eq!(w, [8, 1, 1]);
+        fit_columns(&mut w, 0);
+        assert_eq!(w, [1, 1, 1]);
     }
 
     #[test]

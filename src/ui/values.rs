@@ -35,6 +35,16 @@ pub(crate) fn millis(seconds: f64) -> String {
     }
 }
 
+/// `+2 more ↓`: the rows a table cannot show, above and below its window.
+pub(crate) fn more(above: usize, below: usize) -> Option<String> {
+    match (above, below) {
+        (0, 0) => None,
+        (0, n) => Some(format!("+{n} more ↓")),
+        (n, 0) => Some(format!("+{n} more ↑")),
+        (a, b) => Some(format!("+{a} ↑ +{b} ↓")),
+    }
+}
+
 /// The newest point of a series.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Latest {
@@ -71,6 +81,19 @@ impl Latest {
 /// The series of the version with image tag `tag` (Prometheus's `version` label is the tag).
 pub(crate) fn series<'a>(metrics: Option<&'a AppMetrics>, tag: &str) -> Option<&'a VersionSeries> {
     metrics?.versions.iter().find(|s| s.version == tag)
+}
+
+/// The latest error ratio and p99 of the version with image tag `tag`. A version missing from
+/// metrics that has other versions' series (an idle blue/green colour, routed nothing) has no
+/// traffic; with no series at all, or a failed fetch, there is no data.
+pub(crate) fn latest(metrics: Option<&AppMetrics>, tag: &str) -> (Latest, Latest) {
+    match series(metrics, tag) {
+        Some(s) => (Latest::of(&s.error_ratio), Latest::of(&s.p99_seconds)),
+        None if metrics.is_some_and(|m| m.error.is_none() && !m.versions.is_empty()) => {
+            (Latest::NoTraffic, Latest::NoTraffic)
+        }
+        None => (Latest::NoData, Latest::NoData),
+    }
 }
 
 /// Versions that still serve traffic but are no longer any Deployment's template (the old
@@ -117,6 +140,14 @@ mod tests {
     }
 
     #[test]
+    fn rows_out_of_view() {
+        assert_eq!(more(0, 0), None);
+        assert_eq!(more(0, 1).as_deref(), Some("+1 more ↓"));
+        assert_eq!(more(2, 0).as_deref(), Some("+2 more ↑"));
+        assert_eq!(more(2, 1).as_deref(), Some("+2 ↑ +1 ↓"));
+    }
+
+    #[test]
     fn absence_is_never_zero() {
         assert_eq!(Latest::of(&[]).show(percent), "no data");
         assert_eq!(
@@ -128,5 +159,32 @@ mod tests {
             "0.00%"
         );
         assert!(!Latest::NoTraffic.exceeds(0.0));
+    }
+
+    #[test]
+    fn a_version_missing_from_fetched_metrics_has_no_traffic() {
+        let blue = VersionSeries {
+            version: "2.7.1".into(),
+            error_ratio: vec![(0, Some(0.01))],
+            p99_seconds: vec![(0, Some(0.2))],
+            rps: Vec::new(),
+        };
+        let mut m = AppMetrics {
+            versions: vec![blue],
+            ..Default::default()
+        };
+        let none = (Latest::NoTraffic, Latest::NoTraffic);
+        assert_eq!(
+            latest(Some(&m), "2.7.1"),
+            (Latest::Value(0.01), Latest::Value(0.2))
+        );
+        // The idle colour: the cluster runs it, Prometheus has no series of it.
+        assert_eq!(latest(Some(&m), "2.8.0"), none);
+        // A failed fetch, or one that returned nothing at all, says nothing about traffic.
+        let no_data = (Latest::NoData, Latest::NoData);
+        m.error = Some("timeout".into());
+        assert_eq!(latest(Some(&m), "2.8.0"), no_data);
+        assert_eq!(latest(Some(&AppMetrics::default()), "2.8.0"), no_data);
+        assert_eq!(latest(None, "2.8.0"), no_data);
     }
 }
