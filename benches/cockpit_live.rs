@@ -44,6 +44,8 @@ fn sandbox(extra: &[&str]) -> Sandbox {
             prometheus = u.into();
         }
     }
+    // Keep draining its output so it never writes into a closed pipe.
+    std::thread::spawn(move || lines.by_ref().for_each(drop));
     Sandbox {
         child,
         url,

@@ -299,13 +299,16 @@ fn run_sandbox(args: SandboxArgs) -> Result<()> {
                 .write_kubeconfig(path)
                 .wrap_err_with(|| format!("writing kubeconfig {}", path.display()))?;
         }
-        println!("kubernetes: {}", running.url());
-        println!("prometheus: {}", running.prometheus_url());
-        if let Some(path) = &args.write_kubeconfig {
-            println!("kubeconfig: {}", path.display());
-        }
+        // Whoever started us may stop reading stdout; the sandbox keeps serving regardless.
         use std::io::Write;
-        let _ = std::io::stdout().flush();
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "kubernetes: {}", running.url());
+        let _ = writeln!(out, "prometheus: {}", running.prometheus_url());
+        if let Some(path) = &args.write_kubeconfig {
+            let _ = writeln!(out, "kubeconfig: {}", path.display());
+        }
+        let _ = out.flush();
+        drop(out);
         wait_for_shutdown().await;
         running.shutdown();
         Ok(())

@@ -35,18 +35,24 @@ pub fn spawn(
     };
     w.typed(
         Api::<Deployment>::namespaced(client.clone(), namespace),
-        |c| ClusterEvent::Deployment(map(c, convert::deployment)),
+        convert::deployment,
+        ClusterEvent::Deployment,
     );
     w.typed(
         Api::<ReplicaSet>::namespaced(client.clone(), namespace),
-        |c| ClusterEvent::ReplicaSet(map(c, convert::replicaset)),
+        convert::replicaset,
+        ClusterEvent::ReplicaSet,
     );
-    w.typed(Api::<Pod>::namespaced(client.clone(), namespace), |c| {
-        ClusterEvent::Pod(map(c, convert::pod))
-    });
-    w.typed(Api::<Service>::namespaced(client.clone(), namespace), |c| {
-        ClusterEvent::Service(map(c, convert::service))
-    });
+    w.typed(
+        Api::<Pod>::namespaced(client.clone(), namespace),
+        convert::pod,
+        ClusterEvent::Pod,
+    );
+    w.typed(
+        Api::<Service>::namespaced(client.clone(), namespace),
+        convert::service,
+        ClusterEvent::Service,
+    );
     w.events(Api::<Event>::namespaced(client.clone(), namespace));
     let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
     let ar = ApiResource::from_gvk_with_plural(&gvk, "httproutes");
@@ -59,24 +65,14 @@ pub fn spawn(
         {
             return;
         }
-        let stream = watcher::watcher(routes, watcher::Config::default())
-            .default_backoff()
-            .modify(|o: &mut DynamicObject| o.managed_fields_mut().clear());
+        let stream = watcher::watcher(routes, watcher::Config::default()).default_backoff();
         let (env, tx) = (w2.env, w2.tx.clone());
-        w2.pump(stream, move |c| {
-            let event = ClusterEvent::Route(map(c, convert::route));
+        w2.pump(stream, convert::route, move |c| {
+            let event = ClusterEvent::Route(c);
             tx.send(Msg::Cluster { env, event }).is_ok()
         })
         .await;
     });
-}
-
-fn map<K, V>(c: Change<K>, f: impl Fn(&K) -> V) -> Change<V> {
-    match c {
-        Change::Upsert(o) => Change::Upsert(f(&o)),
-        Change::Delete(n) => Change::Delete(n),
-        Change::Reset(all) => Change::Reset(all.iter().map(f).collect()),
-    }
 }
 
 fn watch<K>(api: Api<K>) -> impl Stream<Item = Result<WEvent<K>, watcher::Error>> + Send
@@ -84,9 +80,7 @@ where
     K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default,
 {
-    watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+    watcher::watcher(api, watcher::Config::default()).default_backoff()
 }
 
 #[derive(Clone)]
@@ -97,16 +91,21 @@ struct Watch {
 }
 
 impl Watch {
-    fn typed<K>(&self, api: Api<K>, f: fn(Change<K>) -> ClusterEvent)
+    fn typed<K, V>(&self, api: Api<K>, conv: fn(&K) -> V, wrap: fn(Change<V>) -> ClusterEvent)
     where
         K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
         K::DynamicType: Default,
+        V: Send + 'static,
     {
         let w = self.clone();
         tokio::spawn(async move {
             let (env, tx) = (w.env, w.tx.clone());
-            w.pump(watch(api), move |c| {
-                tx.send(Msg::Cluster { env, event: f(c) }).is_ok()
+            w.pump(watch(api), conv, move |c| {
+                tx.send(Msg::Cluster {
+                    env,
+                    event: wrap(c),
+                })
+                .is_ok()
             })
             .await;
         });
@@ -118,23 +117,23 @@ impl Watch {
         tokio::spawn(async move {
             let (env, tx) = (w.env, w.tx.clone());
             let mut seen: HashMap<String, i32> = HashMap::new();
-            w.pump(watch(api), move |c| {
+            let conv = |e: &Event| (e.name_any(), e.count.unwrap_or(1), convert::event(e));
+            w.pump(watch(api), conv, move |c| {
                 let evs = match c {
                     Change::Upsert(e) => vec![e],
                     Change::Reset(mut all) => {
-                        all.sort_by_key(|e| convert::event(e).time);
+                        all.sort_by_key(|(_, _, e)| e.time);
                         let skip = all.len().saturating_sub(crate::app::update::MAX_EVENTS);
                         all.drain(..skip);
                         all
                     }
                     Change::Delete(_) => Vec::new(),
                 };
-                for e in evs {
-                    let count = e.count.unwrap_or(1);
-                    if seen.insert(e.name_any(), count).is_some_and(|c| c >= count) {
+                for (name, count, view) in evs {
+                    if seen.insert(name, count).is_some_and(|c| c >= count) {
                         continue;
                     }
-                    let event = ClusterEvent::Event(convert::event(&e));
+                    let event = ClusterEvent::Event(view);
                     if tx.send(Msg::Cluster { env, event }).is_err() {
                         return false;
                     }
@@ -148,14 +147,20 @@ impl Watch {
         });
     }
 
-    /// Turn a watcher's events into changes for `sink` until cancelled (or `sink` says stop).
-    async fn pump<K, S>(&self, stream: S, mut sink: impl FnMut(Change<K>) -> bool)
-    where
+    /// Turn a watcher's events into changes of view models for `sink` until cancelled (or
+    /// `sink` says stop). Objects become views as they arrive, so a large initial list is
+    /// never held as full objects.
+    async fn pump<K, V, S>(
+        &self,
+        stream: S,
+        conv: impl Fn(&K) -> V,
+        mut sink: impl FnMut(Change<V>) -> bool,
+    ) where
         K: Resource + Clone,
         S: Stream<Item = Result<WEvent<K>, watcher::Error>>,
     {
         let mut stream = std::pin::pin!(stream);
-        let mut init: Vec<K> = Vec::new();
+        let mut init: Vec<V> = Vec::new();
         let mut live = false;
         loop {
             let item = tokio::select! {
@@ -169,11 +174,11 @@ impl Watch {
                     None
                 }
                 Ok(WEvent::InitApply(o)) => {
-                    init.push(o);
+                    init.push(conv(&o));
                     None
                 }
                 Ok(WEvent::InitDone) => Some(Change::Reset(std::mem::take(&mut init))),
-                Ok(WEvent::Apply(o)) => Some(Change::Upsert(o)),
+                Ok(WEvent::Apply(o)) => Some(Change::Upsert(conv(&o))),
                 Ok(WEvent::Delete(o)) => Some(Change::Delete(o.name_any())),
                 Err(e) => {
                     live = false;
