@@ -27,6 +27,8 @@ pub mod selector;
 pub mod server;
 pub mod store;
 pub mod table;
+#[cfg(test)]
+pub mod test_fixtures;
 pub mod traffic;
 pub mod validate;
 

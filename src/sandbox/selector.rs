@@ -869,21 +869,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn fixture(rel: &str) -> String {
-        let primary = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/kube-apiserver-1.26/"
-        );
-        std::fs::read_to_string(format!("{primary}{rel}"))
-            .or_else(|_| {
-                std::fs::read_to_string(format!("/work/shared/fixtures/kube-apiserver-1.26/{rel}"))
-            })
-            .unwrap_or_else(|e| panic!("fixture {rel}: {e}"))
-    }
-
-    fn fixture_json(rel: &str) -> Value {
-        serde_json::from_str(&fixture(rel)).unwrap()
-    }
+    use crate::sandbox::test_fixtures::fixture_json;
 
     fn labels(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()

@@ -995,21 +995,7 @@ fn crd_cell(ty: &str, value: Option<&Value>, now: Timestamp) -> Value {
 mod tests {
     use super::*;
 
-    fn fixture(rel: &str) -> String {
-        let primary = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/kube-apiserver-1.26/"
-        );
-        std::fs::read_to_string(format!("{primary}{rel}"))
-            .or_else(|_| {
-                std::fs::read_to_string(format!("/work/shared/fixtures/kube-apiserver-1.26/{rel}"))
-            })
-            .unwrap_or_else(|e| panic!("fixture {rel}: {e}"))
-    }
-
-    fn fixture_json(rel: &str) -> Value {
-        serde_json::from_str(&fixture(rel)).unwrap()
-    }
+    use crate::sandbox::test_fixtures::fixture_json;
 
     fn items(list: &Value) -> Vec<&Value> {
         list["items"].as_array().unwrap().iter().collect()
