@@ -48,9 +48,12 @@ pub struct CockpitArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once; boxing buys nothing
 pub enum Command {
     /// Serve the simulated cluster (Kubernetes API over plain HTTP on loopback) until SIGINT/SIGTERM.
     Sandbox(SandboxArgs),
+    /// Verify or show the audit log of operator actions.
+    Audit(crate::audit::cli::AuditArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -162,6 +165,7 @@ pub fn main() -> Result<()> {
             ..
         })) => crate::sandbox::client::run(f),
         Some(Command::Sandbox(args)) => run_sandbox(args),
+        Some(Command::Audit(args)) => crate::audit::cli::run(args),
         None => run_cockpit(cli.cockpit),
     }
 }

@@ -5,6 +5,7 @@
 //! these.
 
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod cluster;
 pub mod config;

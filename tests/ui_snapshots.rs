@@ -586,7 +586,7 @@ fn logs_filtered_with_a_hostile_line() {
 #[test]
 fn typing_a_filter_shows_it_in_the_footer_and_filters_live() {
     let mut s = frontend(Pane::Logs);
-    s.filter_input = Some("missing".into());
+    s.filter_input = Some(typed("missing"));
     snap("filter_typing", &s, &[SMALL]);
 }
 
@@ -789,7 +789,7 @@ fn hostile_state() -> AppState {
         env.logs.filter = Some(HOSTILE.into());
         env.logs.app = Some(HOSTILE.into());
     }
-    s.filter_input = Some(HOSTILE.into());
+    s.filter_input = Some(typed(HOSTILE));
     s
 }
 
@@ -885,4 +885,11 @@ fn ten_thousand_pods_render_quickly() {
         Duration::from_millis(2)
     };
     assert!(per_frame < limit, "{per_frame:?}");
+}
+
+/// A filter typed so far, the cursor after the last character.
+fn typed(text: &str) -> ratatui_textarea::TextArea<'static> {
+    let mut t = ratatui_textarea::TextArea::new(vec![text.to_string()]);
+    t.move_cursor(ratatui_textarea::CursorMove::End);
+    t
 }

@@ -52,8 +52,9 @@ pub struct AppState {
     /// Running on the built-in sandbox.
     pub sandbox: bool,
     pub help: bool,
-    /// The log filter being typed (`/`), if any.
-    pub filter_input: Option<String>,
+    /// The log filter being typed (`/`), if any: a one-line text area (cursor movement,
+    /// word deletion and the other editing keys of ratatui-textarea).
+    pub filter_input: Option<ratatui_textarea::TextArea<'static>>,
     /// Chart window in seconds.
     pub chart_window: i64,
     pub notice: Option<Notice>,
@@ -297,6 +298,15 @@ pub struct LogBuffer {
     pub paused: bool,
     /// Lines scrolled back from the newest.
     pub scroll: usize,
+}
+
+impl AppState {
+    /// The filter being typed and the cursor's character offset in it.
+    pub fn filter_view(&self) -> Option<(String, usize)> {
+        let t = self.filter_input.as_ref()?;
+        let text = t.lines().first().cloned().unwrap_or_default();
+        Some((text, t.cursor().1))
+    }
 }
 
 impl LogBuffer {

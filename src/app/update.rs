@@ -164,13 +164,17 @@ fn tick(state: &mut AppState, now: Timestamp) -> Outcome {
 }
 
 fn filter_key(state: &mut AppState, k: crossterm::event::KeyEvent) -> Outcome {
-    let Some(text) = state.filter_input.as_mut() else {
+    let Some(input) = state.filter_input.as_mut() else {
         return Outcome::default();
     };
     match k.code {
         KeyCode::Esc => state.filter_input = None,
         KeyCode::Enter => {
-            let f = text.trim().to_string();
+            let f = input
+                .lines()
+                .first()
+                .map(|l| l.trim().to_string())
+                .unwrap_or_default();
             let env = state.active_env;
             if let Some(e) = state.envs.get_mut(env) {
                 e.logs.filter = (!f.is_empty()).then_some(f);
@@ -178,16 +182,23 @@ fn filter_key(state: &mut AppState, k: crossterm::event::KeyEvent) -> Outcome {
             }
             state.filter_input = None;
         }
-        KeyCode::Backspace => {
-            text.pop();
+        // One line only; a filter longer than 200 characters is not a filter.
+        KeyCode::Char('m' | 'j') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+            return Outcome::default();
         }
-        KeyCode::Char('u') if k.modifiers.contains(KeyModifiers::CONTROL) => text.clear(),
-        KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
-            if text.len() < 200 {
-                text.push(c);
+        KeyCode::Char(_)
+            if input
+                .lines()
+                .first()
+                .is_some_and(|l| l.chars().count() >= 200) =>
+        {
+            return Outcome::default();
+        }
+        _ => {
+            if !input.input(k) {
+                return Outcome::default();
             }
         }
-        _ => return Outcome::default(),
     }
     Outcome::dirty()
 }
@@ -269,7 +280,9 @@ fn action(state: &mut AppState, a: Action) -> Outcome {
                 .get(state.active_env)
                 .and_then(|e| e.logs.filter.clone())
                 .unwrap_or_default();
-            state.filter_input = Some(current);
+            let mut input = ratatui_textarea::TextArea::new(vec![current]);
+            input.move_cursor(ratatui_textarea::CursorMove::End);
+            state.filter_input = Some(input);
             state.focus = Pane::Logs;
             Outcome::dirty()
         }
@@ -505,6 +518,39 @@ mod tests {
         let mut s = AppState::new(vec![EnvState::default()], Timestamp::UNIX_EPOCH, 900);
         s.help = true;
         s
+    }
+
+    fn key(code: KeyCode, mods: KeyModifiers) -> Msg {
+        Msg::FilterKey(crossterm::event::KeyEvent::new(code, mods))
+    }
+
+    #[test]
+    fn the_log_filter_is_edited_like_a_text_field() {
+        let mut s = AppState::new(vec![EnvState::default()], Timestamp::UNIX_EPOCH, 900);
+        update(&mut s, Msg::Action(Action::Filter));
+        for c in "ERO".chars() {
+            update(&mut s, key(KeyCode::Char(c), KeyModifiers::NONE));
+        }
+        // Cursor movement and insertion in the middle.
+        update(&mut s, key(KeyCode::Left, KeyModifiers::NONE));
+        update(&mut s, key(KeyCode::Char('R'), KeyModifiers::NONE));
+        assert_eq!(s.filter_view(), Some(("ERRO".to_string(), 3)));
+        update(&mut s, key(KeyCode::End, KeyModifiers::NONE));
+        for c in " x".chars() {
+            update(&mut s, key(KeyCode::Char(c), KeyModifiers::NONE));
+        }
+        // ctrl-w deletes the word before the cursor.
+        update(&mut s, key(KeyCode::Char('w'), KeyModifiers::CONTROL));
+        assert_eq!(s.filter_view().map(|v| v.0), Some("ERRO ".to_string()));
+        update(&mut s, key(KeyCode::Enter, KeyModifiers::NONE));
+        assert!(s.filter_input.is_none());
+        assert_eq!(s.envs[0].logs.filter.as_deref(), Some("ERRO"));
+        // `/` again starts from the filter in force; Esc leaves it as it was.
+        update(&mut s, Msg::Action(Action::Filter));
+        assert_eq!(s.filter_view(), Some(("ERRO".to_string(), 4)));
+        update(&mut s, key(KeyCode::Backspace, KeyModifiers::NONE));
+        update(&mut s, key(KeyCode::Esc, KeyModifiers::NONE));
+        assert_eq!(s.envs[0].logs.filter.as_deref(), Some("ERRO"));
     }
 
     #[test]

@@ -103,16 +103,14 @@ async fn stream_pod(
     cancel: CancellationToken,
 ) {
     let pod_name: Arc<str> = Arc::from(pod.as_str());
-    let mut last: Option<Timestamp> = None;
-    // Lines already delivered at exactly `last` (a resume from sinceTime repeats them).
-    let mut at_last: Vec<String> = Vec::new();
+    let mut seen = Resume::default();
     let mut backoff = Duration::from_millis(500);
     loop {
         let params = LogParams {
             follow: true,
             timestamps: true,
-            tail_lines: last.is_none().then_some(TAIL),
-            since_time: last,
+            tail_lines: seen.last.is_none().then_some(TAIL),
+            since_time: seen.last,
             ..Default::default()
         };
         let opened = tokio::select! {
@@ -136,16 +134,9 @@ async fn stream_pod(
                     };
                     let Some(Ok(raw)) = next else { break };
                     let (ts, text) = split_timestamp(&raw);
-                    if let (Some(t), Some(l)) = (ts, last)
-                        && (t < l || (t == l && at_last.iter().any(|s| s == text)))
-                    {
+                    if !seen.accept(ts, text) {
                         continue;
                     }
-                    if ts.is_some() && ts != last {
-                        last = ts;
-                        at_last.clear();
-                    }
-                    at_last.push(text.to_string());
                     let mut text = crate::ui::text::sanitize(text).into_owned();
                     if text.len() > MAX_LINE {
                         let mut cut = MAX_LINE;
@@ -183,6 +174,32 @@ async fn stream_pod(
     }
 }
 
+/// Where a pod's log stream got to, so a resumed stream (`sinceTime` = the last timestamp,
+/// which the server repeats from) delivers only lines not yet delivered.
+#[derive(Debug, Default)]
+struct Resume {
+    last: Option<Timestamp>,
+    /// Lines already delivered with exactly the `last` timestamp.
+    at_last: Vec<String>,
+}
+
+impl Resume {
+    /// Whether a line is new; remembers it if so.
+    fn accept(&mut self, ts: Option<Timestamp>, text: &str) -> bool {
+        if let (Some(t), Some(l)) = (ts, self.last)
+            && (t < l || (t == l && self.at_last.iter().any(|s| s == text)))
+        {
+            return false;
+        }
+        if ts.is_some() && ts != self.last {
+            self.last = ts;
+            self.at_last.clear();
+        }
+        self.at_last.push(text.to_string());
+        true
+    }
+}
+
 fn send(tx: &UnboundedSender<Msg>, env: usize, app: &str, batch: &mut Vec<LogLine>) -> bool {
     let lines = std::mem::take(batch);
     tx.send(Msg::Logs {
@@ -191,4 +208,60 @@ fn send(tx: &UnboundedSender<Msg>, env: usize, app: &str, batch: &mut Vec<LogLin
         lines,
     })
     .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(r: &mut Resume, lines: &[&str]) -> Vec<String> {
+        lines
+            .iter()
+            .filter_map(|l| {
+                let (ts, text) = split_timestamp(l);
+                r.accept(ts, text).then(|| text.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_resumed_stream_repeats_nothing_and_loses_nothing() {
+        let mut r = Resume::default();
+        let first = feed(
+            &mut r,
+            &[
+                "2026-11-22T01:00:00.100000000Z a",
+                "2026-11-22T01:00:01.000000000Z b",
+                "2026-11-22T01:00:01.000000000Z c",
+            ],
+        );
+        assert_eq!(first, ["a", "b", "c"]);
+        assert_eq!(r.last, "2026-11-22T01:00:01Z".parse().ok());
+        // The stream dropped; resuming with sinceTime = the last timestamp, the server repeats
+        // the lines at that instant: only the new ones pass. (A new line identical to one
+        // already seen at the very same instant cannot be told apart and is dropped.)
+        let resumed = feed(
+            &mut r,
+            &[
+                "2026-11-22T01:00:01.000000000Z b",
+                "2026-11-22T01:00:01.000000000Z c",
+                "2026-11-22T01:00:01.000000000Z d",
+                "2026-11-22T01:00:02.500000000Z e",
+            ],
+        );
+        assert_eq!(resumed, ["d", "e"]);
+        // Older lines (a server that ignores sinceTime) are dropped too.
+        assert!(feed(&mut r, &["2026-11-22T00:59:00Z old"]).is_empty());
+    }
+
+    #[test]
+    fn timestamps_are_split_off_lines() {
+        let (ts, text) = split_timestamp("2026-11-22T01:00:00.123456789Z INFO  started");
+        assert!(ts.is_some());
+        assert_eq!(text, "INFO  started");
+        assert_eq!(
+            split_timestamp("no timestamp here"),
+            (None, "no timestamp here")
+        );
+    }
 }

@@ -32,11 +32,20 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, state: &AppState, ctx: &UiCon
         return;
     }
     let t = &ctx.theme;
-    let line = if let Some(input) = &state.filter_input {
+    let line = if let Some((input, cursor)) = state.filter_view() {
+        // The text with the cursor cell where the text area's cursor is.
+        let at = input
+            .char_indices()
+            .nth(cursor)
+            .map_or(input.len(), |(i, _)| i);
+        let (before, rest) = input.split_at(at);
+        let mut chars = rest.chars();
+        let under = chars.next().map_or(" ".to_string(), String::from);
         Line::from(vec![
             Span::styled(" /", t.title),
-            Span::raw(sanitize(input)),
-            Span::styled(" ", t.selected),
+            Span::raw(sanitize(before).into_owned()),
+            Span::styled(sanitize(&under).into_owned(), t.selected),
+            Span::raw(sanitize(chars.as_str()).into_owned()),
             Span::styled(
                 format!(
                     "  {} apply · {} cancel",

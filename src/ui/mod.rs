@@ -47,7 +47,8 @@ pub fn render(frame: &mut Frame, state: &AppState, ctx: &UiContext) {
     buf.set_style(area, ctx.theme.base);
     let [header_area, body, footer_area] = layout::screen(area);
     header::render(buf, header_area, state, ctx);
-    let filter_preview = state.filter_input.as_deref();
+    let filter_view = state.filter_view();
+    let filter_preview = filter_view.as_ref().map(|(text, _)| text.as_str());
     for (i, rect) in layout::env_areas(body, state.envs.len(), state.active_env) {
         let env = &state.envs[i];
         let active = i == state.active_env;
