@@ -90,15 +90,12 @@ async fn rollback_restores_the_previous_revision_like_kubectl() {
         "--timeout=60s",
     ]);
     common::eventually(Duration::from_secs(10), "revision 1 renumbered 5", || {
-        let rev = sb.kubectl_ok(&[
-            "get",
+        let rev = sb.jsonpath(
             "deploy",
             "frontend",
-            "-n",
             "production",
-            "-o",
-            "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}",
-        ]);
+            "{.metadata.annotations.deployment\\.kubernetes\\.io/revision}",
+        );
         (rev == "5").then_some(())
     });
     let err = actions::rollback(&c, "production", "frontend", 5, false)
@@ -168,15 +165,7 @@ async fn a_flip_to_an_unready_colour_is_refused_and_flipping_back_works() {
         refused.contains("2 of 2 green pods are not Ready: payments-green-"),
         "{refused}"
     );
-    let sel = sb.kubectl_ok(&[
-        "get",
-        "svc",
-        "payments",
-        "-n",
-        "staging",
-        "-o",
-        "jsonpath={.spec.selector.version}",
-    ]);
+    let sel = sb.jsonpath("svc", "payments", "staging", "{.spec.selector.version}");
     assert_eq!(sel, "blue", "nothing was changed");
 
     let (status, _) = common::http_request(
@@ -208,15 +197,7 @@ async fn a_flip_to_an_unready_colour_is_refused_and_flipping_back_works() {
     actions::flip(&c, "staging", "payments", "blue", false)
         .await
         .expect("flip back");
-    let sel = sb.kubectl_ok(&[
-        "get",
-        "svc",
-        "payments",
-        "-n",
-        "staging",
-        "-o",
-        "jsonpath={.spec.selector.version}",
-    ]);
+    let sel = sb.jsonpath("svc", "payments", "staging", "{.spec.selector.version}");
     assert_eq!(sel, "blue");
 }
 
@@ -230,41 +211,32 @@ async fn canary_weight_steps_on_an_httproute() {
     assert_eq!(a.before[1]["weight"], 10);
     assert_eq!(a.after[0]["weight"], 75);
     assert_eq!(a.after[1]["weight"], 25);
-    let w = sb.kubectl_ok(&[
-        "get",
+    let w = sb.jsonpath(
         "httproute",
         "checkout",
-        "-n",
         "production",
-        "-o",
-        "jsonpath={.spec.rules[0].backendRefs[*].weight}",
-    ]);
+        "{.spec.rules[0].backendRefs[*].weight}",
+    );
     assert_eq!(w, "75 25");
     actions::set_route_weight(&c, "production", "checkout", "checkout-canary", 100, true)
         .await
         .expect("dry run");
-    let w = sb.kubectl_ok(&[
-        "get",
+    let w = sb.jsonpath(
         "httproute",
         "checkout",
-        "-n",
         "production",
-        "-o",
-        "jsonpath={.spec.rules[0].backendRefs[*].weight}",
-    ]);
+        "{.spec.rules[0].backendRefs[*].weight}",
+    );
     assert_eq!(w, "75 25", "dry run changed nothing");
     actions::set_route_weight(&c, "production", "checkout", "checkout-canary", 0, false)
         .await
         .expect("abort");
-    let w = sb.kubectl_ok(&[
-        "get",
+    let w = sb.jsonpath(
         "httproute",
         "checkout",
-        "-n",
         "production",
-        "-o",
-        "jsonpath={.spec.rules[0].backendRefs[*].weight}",
-    ]);
+        "{.spec.rules[0].backendRefs[*].weight}",
+    );
     assert_eq!(w, "100 0");
     let err = actions::set_route_weight(&c, "production", "checkout", "nope", 10, false)
         .await

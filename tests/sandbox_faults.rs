@@ -204,15 +204,12 @@ fn crash_loop_and_readiness_faults_then_recovery() {
     );
     // The fault ends after 40 s; the next restart stays up.
     eventually(Duration::from_secs(30), "green pods Ready again", || {
-        let r = sb.kubectl_ok(&[
-            "get",
+        let r = sb.jsonpath(
             "deploy",
             "payments-green",
-            "-n",
             "production",
-            "-o",
-            "jsonpath={.status.readyReplicas}",
-        ]);
+            "{.status.readyReplicas}",
+        );
         (r == "2").then_some(())
     });
     let restarts = sb.kubectl_ok(&[
@@ -268,15 +265,12 @@ fn crash_loop_and_readiness_faults_then_recovery() {
         Duration::from_secs(10),
         "blue endpoints ready again",
         || {
-            let ep = sb.kubectl_ok(&[
-                "get",
+            let ep = sb.jsonpath(
                 "endpoints",
                 "payments",
-                "-n",
                 "production",
-                "-o",
-                "jsonpath={.subsets[0].addresses[*].ip}",
-            ]);
+                "{.subsets[0].addresses[*].ip}",
+            );
             (ep.split_whitespace().count() == 2).then_some(())
         },
     );

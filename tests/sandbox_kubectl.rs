@@ -64,15 +64,12 @@ fn get_lists_the_seeded_world_with_real_columns() {
         2,
         "staging runs 2 stable checkout pods:\n{staging}"
     );
-    let routes = sb.kubectl_ok(&[
-        "get",
+    let routes = sb.jsonpath(
         "httproute",
         "checkout",
-        "-n",
         "production",
-        "-o",
-        "jsonpath={.spec.rules[0].backendRefs[*].weight}",
-    ]);
+        "{.spec.rules[0].backendRefs[*].weight}",
+    );
     assert_eq!(routes.trim(), "90 10");
 }
 
@@ -172,25 +169,19 @@ fn rollout_history_set_image_status_and_undo() {
         "production",
         "--timeout=60s",
     ]);
-    let img = sb.kubectl_ok(&[
-        "get",
+    let img = sb.jsonpath(
         "deploy",
         "frontend",
-        "-n",
         "production",
-        "-o",
-        "jsonpath={.spec.template.spec.containers[0].image}",
-    ]);
+        "{.spec.template.spec.containers[0].image}",
+    );
     assert_eq!(img, "registry.local/frontend:3.2.0");
-    let rev = sb.kubectl_ok(&[
-        "get",
+    let rev = sb.jsonpath(
         "deploy",
         "frontend",
-        "-n",
         "production",
-        "-o",
-        "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}",
-    ]);
+        "{.metadata.annotations.deployment\\.kubernetes\\.io/revision}",
+    );
     assert_eq!(rev, "5");
 
     // undo --to-revision=1: 3.0.0 with its own change-cause back.
@@ -269,15 +260,7 @@ fn pause_blocks_undo_and_resume_restart_work() {
         "-n",
         "production",
     ]);
-    let paused = sb.kubectl_ok(&[
-        "get",
-        "deploy",
-        "frontend",
-        "-n",
-        "production",
-        "-o",
-        "jsonpath={.spec.paused}",
-    ]);
+    let paused = sb.jsonpath("deploy", "frontend", "production", "{.spec.paused}");
     assert_eq!(paused, "true");
     let err = sb.kubectl_err(&["rollout", "undo", "deployment/frontend", "-n", "production"]);
     assert!(err.contains("paused"), "{err}");
@@ -387,15 +370,12 @@ fn scale_and_all_three_patch_types() {
         "production",
     ]);
     eventually(Duration::from_secs(20), "two canary pods ready", || {
-        let r = sb.kubectl_ok(&[
-            "get",
+        let r = sb.jsonpath(
             "deploy",
             "checkout-canary",
-            "-n",
             "production",
-            "-o",
-            "jsonpath={.status.readyReplicas}",
-        ]);
+            "{.status.readyReplicas}",
+        );
         (r == "2").then_some(())
     });
 
@@ -409,15 +389,7 @@ fn scale_and_all_three_patch_types() {
         "-p",
         r#"{"spec":{"selector":{"version":"green"}}}"#,
     ]);
-    let sel = sb.kubectl_ok(&[
-        "get",
-        "svc",
-        "payments",
-        "-n",
-        "production",
-        "-o",
-        "jsonpath={.spec.selector.version}",
-    ]);
+    let sel = sb.jsonpath("svc", "payments", "production", "{.spec.selector.version}");
     assert_eq!(sel, "green");
     sb.kubectl_ok(&[
         "patch",
@@ -429,41 +401,22 @@ fn scale_and_all_three_patch_types() {
         "-p",
         r#"{"spec":{"selector":{"version":"blue"}}}"#,
     ]);
-    let sel = sb.kubectl_ok(&[
-        "get",
-        "svc",
-        "payments",
-        "-n",
-        "production",
-        "-o",
-        "jsonpath={.spec.selector.version}",
-    ]);
+    let sel = sb.jsonpath("svc", "payments", "production", "{.spec.selector.version}");
     assert_eq!(sel, "blue");
     sb.kubectl_ok(&["patch", "service", "payments", "-n", "production", "--type=json", "-p", r#"[{"op":"test","path":"/spec/selector/version","value":"blue"},{"op":"replace","path":"/spec/selector/version","value":"green"}]"#]);
-    let sel = sb.kubectl_ok(&[
-        "get",
-        "svc",
-        "payments",
-        "-n",
-        "production",
-        "-o",
-        "jsonpath={.spec.selector.version}",
-    ]);
+    let sel = sb.jsonpath("svc", "payments", "production", "{.spec.selector.version}");
     assert_eq!(sel, "green");
     // Endpoints follow the selector.
     eventually(
         Duration::from_secs(10),
         "endpoints point at green pods",
         || {
-            let ep = sb.kubectl_ok(&[
-                "get",
+            let ep = sb.jsonpath(
                 "endpoints",
                 "payments",
-                "-n",
                 "production",
-                "-o",
-                "jsonpath={.subsets[0].addresses[*].targetRef.name}",
-            ]);
+                "{.subsets[0].addresses[*].targetRef.name}",
+            );
             (ep.split_whitespace().count() == 2
                 && ep
                     .split_whitespace()
@@ -475,15 +428,12 @@ fn scale_and_all_three_patch_types() {
     // Canary weight step on the HTTPRoute (custom resource: merge patch).
     sb.kubectl_ok(&["patch", "httproute", "checkout", "-n", "production", "--type=merge", "-p",
         r#"{"spec":{"rules":[{"matches":[{"path":{"type":"PathPrefix","value":"/"}}],"backendRefs":[{"name":"checkout-stable","port":80,"weight":75},{"name":"checkout-canary","port":80,"weight":25}]}]}}"#]);
-    let w = sb.kubectl_ok(&[
-        "get",
+    let w = sb.jsonpath(
         "httproute",
         "checkout",
-        "-n",
         "production",
-        "-o",
-        "jsonpath={.spec.rules[0].backendRefs[*].weight}",
-    ]);
+        "{.spec.rules[0].backendRefs[*].weight}",
+    );
     assert_eq!(w, "75 25");
     // Strategic merge on a custom resource is refused with 415, as a real server does.
     let err = sb.kubectl_err(&[
@@ -675,15 +625,12 @@ fn crash_looping_image_shows_backoff_and_previous_logs() {
     let logs = sb.kubectl_ok(&["logs", &pod, "-n", "production", "--previous"]);
     assert!(logs.contains("panic:"), "{logs}");
     // The old canary keeps serving: maxUnavailable 0.
-    let ready = sb.kubectl_ok(&[
-        "get",
+    let ready = sb.jsonpath(
         "deploy",
         "checkout-canary",
-        "-n",
         "production",
-        "-o",
-        "jsonpath={.status.availableReplicas}",
-    ]);
+        "{.status.availableReplicas}",
+    );
     assert_eq!(ready, "1");
     let err = sb.kubectl_err(&[
         "rollout",

@@ -99,6 +99,19 @@ impl SandboxProc {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `kubectl get KIND NAME -n NS -o jsonpath=PATH`: one field of one object.
+    pub fn jsonpath(&self, kind: &str, name: &str, ns: &str, path: &str) -> String {
+        self.kubectl_ok(&[
+            "get",
+            kind,
+            name,
+            "-n",
+            ns,
+            "-o",
+            &format!("jsonpath={path}"),
+        ])
+    }
+
     /// kubectl that must fail; returns stderr.
     pub fn kubectl_err(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
