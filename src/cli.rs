@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use color_eyre::eyre::{Context, Result};
 
-use crate::sandbox;
+use crate::cluster::actions::Verb;
+use crate::{command, sandbox};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,14 +26,17 @@ pub struct Cli {
 #[derive(Debug, clap::Args)]
 pub struct CockpitArgs {
     /// Config file (default: $XDG_CONFIG_HOME/kockpit/config.toml, if it exists).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
     /// An environment: NAME=CONTEXT/NAMESPACE (repeatable; replaces the config's envs).
     #[arg(long = "env", value_name = "NAME=CONTEXT/NAMESPACE")]
     pub envs: Vec<String>,
     /// Kubeconfig to read contexts from (default: $KUBECONFIG, else ~/.kube/config).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     pub kubeconfig: Option<PathBuf>,
+    /// Audit log file (default: $XDG_STATE_HOME/kockpit/audit.jsonl).
+    #[arg(long, value_name = "PATH", global = true)]
+    pub audit_log: Option<PathBuf>,
     /// Prometheus URL for environments given with --env.
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
@@ -43,7 +47,7 @@ pub struct CockpitArgs {
     #[arg(long, value_name = "NAME|PATH")]
     pub theme: Option<String>,
     /// Show everything, change nothing.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub read_only: bool,
 }
 
@@ -54,6 +58,21 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Verify or show the audit log of operator actions.
     Audit(crate::audit::cli::AuditArgs),
+    /// Canary: step the weight to the next configured step (--full: all the way).
+    Promote(crate::command::PromoteArgs),
+    /// Canary: weight back to 0 (Argo Rollouts: abort).
+    Abort(crate::command::ActionArgs),
+    /// Blue/green: point the Service at the other colour (refused unless all its pods are Ready).
+    Flip(crate::command::ActionArgs),
+    /// Roll back: a Deployment to the previous (or --to-revision) revision; a canary aborts;
+    /// blue/green flips back.
+    Rollback(crate::command::RollbackArgs),
+    /// Pause the app's rollout.
+    Pause(crate::command::ActionArgs),
+    /// Resume the app's rollout.
+    Resume(crate::command::ActionArgs),
+    /// Rolling restart (kubectl rollout restart).
+    Restart(crate::command::ActionArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -166,7 +185,36 @@ pub fn main() -> Result<()> {
         })) => crate::sandbox::client::run(f),
         Some(Command::Sandbox(args)) => run_sandbox(args),
         Some(Command::Audit(args)) => crate::audit::cli::run(args),
+        Some(Command::Promote(a)) => {
+            let verb = if a.full {
+                Verb::PromoteFull
+            } else {
+                Verb::Promote
+            };
+            command::run(verb, a.common, None, globals(&cli.cockpit))
+        }
+        Some(Command::Rollback(a)) => command::run(
+            Verb::Rollback,
+            a.common,
+            a.to_revision,
+            globals(&cli.cockpit),
+        ),
+        Some(Command::Abort(a)) => command::run(Verb::Abort, a, None, globals(&cli.cockpit)),
+        Some(Command::Flip(a)) => command::run(Verb::Flip, a, None, globals(&cli.cockpit)),
+        Some(Command::Pause(a)) => command::run(Verb::Pause, a, None, globals(&cli.cockpit)),
+        Some(Command::Resume(a)) => command::run(Verb::Resume, a, None, globals(&cli.cockpit)),
+        Some(Command::Restart(a)) => command::run(Verb::Restart, a, None, globals(&cli.cockpit)),
         None => run_cockpit(cli.cockpit),
+    }
+}
+
+fn globals(c: &CockpitArgs) -> command::Globals {
+    command::Globals {
+        config: c.config.clone(),
+        envs: c.envs.clone(),
+        kubeconfig: c.kubeconfig.clone(),
+        audit_log: c.audit_log.clone(),
+        read_only: c.read_only,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod cluster;
+pub mod command;
 pub mod config;
 pub mod metrics;
 pub mod sandbox;

@@ -1,5 +1,6 @@
 //! The cluster actions against the sandbox through the real client: rollback as
-//! `kubectl rollout undo`, blue/green flip with its readiness check, HTTPRoute weight steps.
+//! `kubectl rollout undo`, blue/green flip with its readiness check, HTTPRoute weight steps,
+//! and optimistic concurrency (a 409 re-planned once on fresh state, never applied twice).
 
 mod common;
 
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use common::{SandboxProc, http_post_json};
 use k8s_openapi::api::apps::v1::Deployment;
-use kockpit::cluster::actions::{self, ActionError};
+use kockpit::cluster::actions::{self, ActionError, Applied, PlanOptions, Verb};
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, ResourceExt};
@@ -18,6 +19,26 @@ async fn client(sb: &SandboxProc) -> Client {
         .await
         .expect("config");
     Client::try_from(cfg).expect("client")
+}
+
+async fn act(
+    c: &Client,
+    ns: &str,
+    app: &str,
+    verb: Verb,
+    to_revision: Option<i64>,
+    dry_run: bool,
+) -> Result<Applied, ActionError> {
+    let opts = PlanOptions {
+        to_revision,
+        steps: vec![5, 10, 25, 50, 100],
+        ..PlanOptions::default()
+    };
+    let plan = actions::plan(c, ns, app, verb, &opts).await?;
+    if plan.noop {
+        return Err(ActionError::Refused(plan.changes.join("; ")));
+    }
+    actions::apply(c, &plan, dry_run).await
 }
 
 async fn image(c: &Client, ns: &str, name: &str) -> String {
@@ -38,13 +59,23 @@ async fn rollback_restores_the_previous_revision_like_kubectl() {
     let hist = actions::history(&c, "production", "frontend")
         .await
         .expect("history");
-    assert_eq!(hist.iter().map(|h| h.0).collect::<Vec<_>>(), [3, 2, 1]);
+    assert_eq!(
+        hist.iter().map(|h| h.revision).collect::<Vec<_>>(),
+        [3, 2, 1]
+    );
+    assert!(hist[0].current && !hist[1].current);
 
-    let applied = actions::rollback(&c, "production", "frontend", 0, false)
+    let applied = act(&c, "production", "frontend", Verb::Rollback, None, false)
         .await
         .expect("rollback");
-    assert_eq!(applied.before["images"][0], "registry.local/frontend:3.2.0");
-    assert_eq!(applied.after["images"][0], "registry.local/frontend:3.1.0");
+    assert_eq!(
+        applied.plan.before["images"][0],
+        "registry.local/frontend:3.2.0"
+    );
+    assert_eq!(
+        applied.plan.after["images"][0],
+        "registry.local/frontend:3.1.0"
+    );
     assert_eq!(
         image(&c, "production", "frontend").await,
         "registry.local/frontend:3.1.0"
@@ -74,7 +105,7 @@ async fn rollback_restores_the_previous_revision_like_kubectl() {
     );
 
     // A chosen revision; then nothing to do when already there.
-    actions::rollback(&c, "production", "frontend", 1, false)
+    act(&c, "production", "frontend", Verb::Rollback, Some(1), false)
         .await
         .expect("to revision 1");
     assert_eq!(
@@ -98,23 +129,30 @@ async fn rollback_restores_the_previous_revision_like_kubectl() {
         );
         (rev == "5").then_some(())
     });
-    let err = actions::rollback(&c, "production", "frontend", 5, false)
+    let err = act(&c, "production", "frontend", Verb::Rollback, Some(5), false)
         .await
         .expect_err("same template");
     assert!(
         matches!(err, ActionError::Refused(ref m) if m.contains("nothing to roll back")),
         "{err}"
     );
-    let err = actions::rollback(&c, "production", "frontend", 42, false)
-        .await
-        .expect_err("no such revision");
+    let err = act(
+        &c,
+        "production",
+        "frontend",
+        Verb::Rollback,
+        Some(42),
+        false,
+    )
+    .await
+    .expect_err("no such revision");
     assert!(
         err.to_string().contains("no revision 42; revisions:"),
         "{err}"
     );
 
     // Dry run changes nothing.
-    actions::rollback(&c, "production", "frontend", 4, true)
+    act(&c, "production", "frontend", Verb::Rollback, Some(4), true)
         .await
         .expect("dry run");
     assert_eq!(
@@ -130,7 +168,7 @@ async fn rollback_restores_the_previous_revision_like_kubectl() {
         "-n",
         "production",
     ]);
-    let err = actions::rollback(&c, "production", "frontend", 0, false)
+    let err = act(&c, "production", "frontend", Verb::Rollback, None, false)
         .await
         .expect_err("paused");
     assert!(err.to_string().contains("paused: resume it"), "{err}");
@@ -157,12 +195,12 @@ async fn a_flip_to_an_unready_colour_is_refused_and_flipping_back_works() {
         ]);
         (ready.split_whitespace().all(|s| s == "False") && !ready.is_empty()).then_some(())
     });
-    let refused = match actions::flip(&c, "staging", "payments", "green", false).await {
+    let refused = match act(&c, "staging", "payments", Verb::Flip, None, false).await {
         Err(ActionError::Refused(m)) => m,
         other => panic!("expected a refusal, got {other:?}"),
     };
     assert!(
-        refused.contains("2 of 2 green pods are not Ready: payments-green-"),
+        refused.contains("2 of 2 pods are not Ready: payments-green-"),
         "{refused}"
     );
     let sel = sb.jsonpath("svc", "payments", "staging", "{.spec.selector.version}");
@@ -185,61 +223,136 @@ async fn a_flip_to_an_unready_colour_is_refused_and_flipping_back_works() {
     ]);
     let mut applied = None;
     for _ in 0..100 {
-        if let Ok(a) = actions::flip(&c, "staging", "payments", "green", false).await {
+        if let Ok(a) = act(&c, "staging", "payments", Verb::Flip, None, false).await {
             applied = Some(a);
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let applied = applied.expect("the flip goes through once green is Ready");
-    assert_eq!(applied.before["selector"]["version"], "blue");
-    assert_eq!(applied.after["selector"]["version"], "green");
-    actions::flip(&c, "staging", "payments", "blue", false)
+    assert_eq!(applied.plan.before["selector"]["version"], "blue");
+    assert_eq!(applied.plan.after["selector"]["version"], "green");
+    // Rollback of blue/green is the flip back.
+    act(&c, "staging", "payments", Verb::Rollback, None, false)
         .await
         .expect("flip back");
     let sel = sb.jsonpath("svc", "payments", "staging", "{.spec.selector.version}");
     assert_eq!(sel, "blue");
 }
 
+fn weights(sb: &SandboxProc, ns: &str) -> String {
+    sb.jsonpath(
+        "httproute",
+        "checkout",
+        ns,
+        "{.spec.rules[0].backendRefs[*].weight}",
+    )
+}
+
 #[tokio::test]
-async fn canary_weight_steps_on_an_httproute() {
+async fn canary_steps_full_promote_and_abort_on_an_httproute() {
     let sb = SandboxProc::start(&[]);
     let c = client(&sb).await;
-    let a = actions::set_route_weight(&c, "production", "checkout", "checkout-canary", 25, false)
+    let a = act(&c, "production", "checkout", Verb::Promote, None, false)
         .await
         .expect("step");
-    assert_eq!(a.before[1]["weight"], 10);
-    assert_eq!(a.after[0]["weight"], 75);
-    assert_eq!(a.after[1]["weight"], 25);
-    let w = sb.jsonpath(
-        "httproute",
-        "checkout",
-        "production",
-        "{.spec.rules[0].backendRefs[*].weight}",
-    );
-    assert_eq!(w, "75 25");
-    actions::set_route_weight(&c, "production", "checkout", "checkout-canary", 100, true)
+    assert_eq!(a.plan.before["canary_weight"], 10);
+    assert_eq!(a.plan.after["canary_weight"], 25);
+    assert_eq!(weights(&sb, "production"), "75 25");
+    act(&c, "production", "checkout", Verb::Promote, None, false)
+        .await
+        .expect("step");
+    assert_eq!(weights(&sb, "production"), "50 50");
+    act(&c, "production", "checkout", Verb::PromoteFull, None, true)
         .await
         .expect("dry run");
-    let w = sb.jsonpath(
-        "httproute",
-        "checkout",
-        "production",
-        "{.spec.rules[0].backendRefs[*].weight}",
+    assert_eq!(
+        weights(&sb, "production"),
+        "50 50",
+        "dry run changed nothing"
     );
-    assert_eq!(w, "75 25", "dry run changed nothing");
-    actions::set_route_weight(&c, "production", "checkout", "checkout-canary", 0, false)
+    act(&c, "production", "checkout", Verb::PromoteFull, None, false)
+        .await
+        .expect("full");
+    assert_eq!(weights(&sb, "production"), "0 100");
+    let err = act(&c, "production", "checkout", Verb::Promote, None, false)
+        .await
+        .expect_err("nothing left to promote");
+    assert!(err.to_string().contains("already takes 100 %"), "{err}");
+    act(&c, "production", "checkout", Verb::Abort, None, false)
         .await
         .expect("abort");
-    let w = sb.jsonpath(
+    assert_eq!(weights(&sb, "production"), "100 0");
+    // Wrong verb for the release kind: a clear refusal.
+    let err = act(&c, "production", "frontend", Verb::Promote, None, false)
+        .await
+        .expect_err("frontend is no canary");
+    assert!(
+        err.to_string()
+            .contains("promote is for canaries; frontend is a rolling update"),
+        "{err}"
+    );
+    let err = act(&c, "production", "nope", Verb::Promote, None, false)
+        .await
+        .expect_err("no such app");
+    assert!(
+        err.to_string()
+            .contains("no app nope in namespace production"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_is_replanned_once_and_never_applied_twice() {
+    let sb = SandboxProc::start(&[]);
+    let c = client(&sb).await;
+    let opts = PlanOptions {
+        steps: vec![5, 10, 25, 50, 100],
+        ..PlanOptions::default()
+    };
+    let plan = |verb| {
+        let c = c.clone();
+        let opts = opts.clone();
+        async move {
+            actions::plan(&c, "staging", "checkout", verb, &opts)
+                .await
+                .expect("plan")
+        }
+    };
+
+    // 1. Someone touches the route (a label) after we read it: 409, re-planned, sent once.
+    let p = plan(Verb::Promote).await;
+    sb.kubectl_ok(&[
+        "label",
         "httproute",
         "checkout",
-        "production",
-        "{.spec.rules[0].backendRefs[*].weight}",
-    );
-    assert_eq!(w, "100 0");
-    let err = actions::set_route_weight(&c, "production", "checkout", "nope", 10, false)
-        .await
-        .expect_err("unknown backend");
-    assert!(err.to_string().contains("has no backend nope"), "{err}");
+        "-n",
+        "staging",
+        "team=shop",
+    ]);
+    let a = actions::apply(&c, &p, false).await.expect("retried");
+    assert!(a.retried && !a.unchanged, "{a:?}");
+    assert_eq!(weights(&sb, "staging"), "75 25");
+
+    // 2. Someone made exactly our change already: nothing is sent.
+    let p = plan(Verb::Promote).await;
+    assert_eq!(p.after["canary_weight"], 50);
+    sb.kubectl_ok(&[
+        "patch", "httproute", "checkout", "-n", "staging", "--type=json", "-p",
+        r#"[{"op":"replace","path":"/spec/rules/0/backendRefs/0/weight","value":50},{"op":"replace","path":"/spec/rules/0/backendRefs/1/weight","value":50}]"#,
+    ]);
+    let a = actions::apply(&c, &p, false).await.expect("already done");
+    assert!(a.retried && a.unchanged, "{a:?}");
+    assert_eq!(weights(&sb, "staging"), "50 50");
+
+    // 3. Someone set a different weight: reported, not overwritten.
+    let p = plan(Verb::Promote).await;
+    sb.kubectl_ok(&[
+        "patch", "httproute", "checkout", "-n", "staging", "--type=json", "-p",
+        r#"[{"op":"replace","path":"/spec/rules/0/backendRefs/0/weight","value":95},{"op":"replace","path":"/spec/rules/0/backendRefs/1/weight","value":5}]"#,
+    ]);
+    let err = actions::apply(&c, &p, false).await.expect_err("conflict");
+    assert!(matches!(err, ActionError::Conflict { .. }), "{err:?}");
+    assert!(err.to_string().contains("\"canary_weight\":5"), "{err}");
+    assert_eq!(weights(&sb, "staging"), "95 5");
 }

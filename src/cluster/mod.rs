@@ -2,6 +2,7 @@
 //! messages, and (later) the actions that change a cluster.
 
 pub mod actions;
+pub mod client;
 pub mod convert;
 pub mod logs;
 pub mod watch;

@@ -29,7 +29,24 @@ pub struct Config {
     pub theme: Option<String>,
     /// Canary weights (percent) that `promote` steps through; strictly increasing, ends at 100.
     pub canary_steps: Vec<u32>,
+    /// Per-app settings (`[apps.NAME]`).
+    pub apps: std::collections::BTreeMap<String, AppConfig>,
 }
+
+/// Settings for one app.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AppConfig {
+    /// The canary router, instead of detecting it: one of [`ROUTERS`].
+    pub router: Option<String>,
+}
+
+/// Router names `router = "…"` accepts.
+pub const ROUTERS: &[&str] = &[
+    "replica-ratio",
+    "gateway-api",
+    "ingress-nginx",
+    "argo-rollouts",
+];
 
 /// When a canary's metrics count as bad.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,6 +91,7 @@ impl Default for Config {
             thresholds: Thresholds::default(),
             theme: None,
             canary_steps: vec![5, 10, 25, 50, 100],
+            apps: Default::default(),
         }
     }
 }
@@ -143,6 +161,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             Some(steps) => validate_steps(&src, steps)?,
             None => defaults.canary_steps,
         },
+        apps: match raw.apps {
+            Some(apps) => validate_apps(&src, apps)?,
+            None => Default::default(),
+        },
     })
 }
 
@@ -190,6 +212,38 @@ struct RawConfig {
     thresholds: Option<RawThresholds>,
     theme: Option<Spanned<String>>,
     canary_steps: Option<Spanned<Vec<Spanned<u32>>>>,
+    apps: Option<std::collections::BTreeMap<String, RawApp>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    router: Option<Spanned<String>>,
+}
+
+fn validate_apps(
+    src: &Source,
+    apps: std::collections::BTreeMap<String, RawApp>,
+) -> Result<std::collections::BTreeMap<String, AppConfig>, ConfigError> {
+    let mut out = std::collections::BTreeMap::new();
+    for (name, app) in apps {
+        if let Some(r) = &app.router {
+            check(src, r, ROUTERS.contains(&r.get_ref().as_str()), || {
+                format!(
+                    "router {:?} for app {name} is not one of {}",
+                    r.get_ref(),
+                    ROUTERS.join(", ")
+                )
+            })?;
+        }
+        out.insert(
+            name,
+            AppConfig {
+                router: app.router.map(Spanned::into_inner),
+            },
+        );
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize, Default)]
