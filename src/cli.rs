@@ -272,6 +272,22 @@ fn cockpit_options(args: CockpitArgs) -> crate::tui::Options {
             max_p99_seconds: config.thresholds.max_p99_seconds,
         },
         keymap,
+        audit_log: args
+            .audit_log
+            .clone()
+            .or(config.audit_log.clone())
+            .unwrap_or_else(crate::audit::default_path),
+        canary_steps: config.canary_steps.clone(),
+        routers: config
+            .apps
+            .iter()
+            .filter_map(|(app, c)| {
+                c.router
+                    .as_deref()
+                    .and_then(crate::cluster::actions::RouterKind::parse)
+                    .map(|r| (app.clone(), r))
+            })
+            .collect(),
     }
 }
 

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use kockpit::app::derive;
 use kockpit::app::state::{
-    AppMetrics, AppState, Conn, DeploymentView, EnvState, EventView, Labels, LogLine, Notice, Pane,
-    PodView, Rollout, RouteView, ServiceView, Strategy, VersionSeries,
+    AppMetrics, AppState, ArgoRolloutView, Conn, DeploymentView, EnvState, EventView, IngressView,
+    Labels, LogLine, Notice, Pane, PodView, ReplicaSetView, Rollout, RouteView, Router,
+    ServiceView, Strategy, VersionSeries,
 };
 use kockpit::config::keymap::Keymap;
 use kockpit::config::theme::Theme;
@@ -491,6 +492,218 @@ fn frontend(focus: Pane) -> AppState {
     s
 }
 
+/// One environment with a canary per other router: `catalog` (ingress-nginx canary Ingress at
+/// canary-weight 10), `cart` (an Argo Rollout at 20 %, paused at step 2 of 5; in staging
+/// promoted on to 50 %, step 3) and `search` (replica ratio: one Service over both tracks).
+fn routers_env(name: &str, context: &str, production: bool) -> EnvState {
+    let mut env = EnvState {
+        name: name.into(),
+        context: context.into(),
+        namespace: "shop".into(),
+        production,
+        conn: Conn::Live,
+        ..Default::default()
+    };
+    let service = |env: &mut EnvState, name: &str, sel: &[(&str, &str)]| {
+        env.services.insert(
+            name.into(),
+            ServiceView {
+                name: name.into(),
+                selector: labels(sel),
+            },
+        );
+    };
+
+    // catalog: two Services, one per track; the canary Ingress in front of the canary's.
+    let stable = [("app", "catalog"), ("track", "stable")];
+    let canary = [("app", "catalog"), ("track", "canary")];
+    deploy(&mut env, "catalog", &stable, "7.0.3", 3, 3);
+    deploy(&mut env, "catalog-canary", &canary, "7.1.0", 1, 1);
+    pods(
+        &mut env,
+        "catalog-5c8d7f9b4",
+        &stable,
+        "7.0.3",
+        &[
+            ("a8s7d", "Running", true, 0),
+            ("f6g5h", "Running", true, 0),
+            ("j4k3l", "Running", true, 0),
+        ],
+    );
+    pods(
+        &mut env,
+        "catalog-canary-7b9c6d5f8",
+        &canary,
+        "7.1.0",
+        &[("q2w3e", "Running", true, 0)],
+    );
+    service(&mut env, "catalog", &stable);
+    service(&mut env, "catalog-canary", &canary);
+    for (ingress, backend, weight) in [
+        ("catalog", "catalog", None),
+        ("catalog-canary", "catalog-canary", Some("10")),
+    ] {
+        env.ingresses.insert(
+            ingress.into(),
+            IngressView {
+                name: ingress.into(),
+                canary: weight.is_some(),
+                canary_weight: weight.map(str::to_string),
+                canary_weight_total: None,
+                backends: vec![backend.into()],
+            },
+        );
+    }
+
+    // cart: an Argo Rollout; its ReplicaSets carry the versions.
+    let cart = [("app", "cart")];
+    let (step, weight, paused) = if production {
+        (1, 20, true)
+    } else {
+        (2, 50, false)
+    };
+    env.argo_rollouts.insert(
+        "cart".into(),
+        ArgoRolloutView {
+            name: "cart".into(),
+            labels: labels(&cart),
+            selector: labels(&cart),
+            template_labels: labels(&cart),
+            images: vec!["registry.example/shop/cart:2.1.0".into()],
+            replicas: 4,
+            revision: 2,
+            generation: 3,
+            observed_generation: 3,
+            pause_conditions: paused,
+            phase: if paused { "Paused" } else { "Progressing" }.into(),
+            message: if paused { "CanaryPauseStep" } else { "" }.into(),
+            canary_weight: Some(weight),
+            step_index: Some(step),
+            steps: 5,
+            stable_hash: "6f7d9c8b5".into(),
+            current_hash: "58b4f7d6c".into(),
+            ready: if paused { 5 } else { 6 },
+            created: Some(ago(40 * 86_400)),
+            ..Default::default()
+        },
+    );
+    let canary_pods: &[(&str, &str, bool, i32)] = if paused {
+        &[("k1j2h", "Running", true, 0)]
+    } else {
+        &[("k1j2h", "Running", true, 0), ("g3f4d", "Running", true, 0)]
+    };
+    for (hash, revision, tag, specs) in [
+        (
+            "6f7d9c8b5",
+            1,
+            "2.0.0",
+            &[
+                ("m1n2b", "Running", true, 0),
+                ("v3c4x", "Running", true, 0),
+                ("z5l6k", "Running", true, 0),
+                ("p7o8i", "Running", true, 0),
+            ][..],
+        ),
+        ("58b4f7d6c", 2, "2.1.0", canary_pods),
+    ] {
+        let rs = format!("cart-{hash}");
+        let sel = [("app", "cart"), ("rollouts-pod-template-hash", hash)];
+        pods(&mut env, &rs, &sel, tag, specs);
+        env.replicasets.insert(
+            rs.clone(),
+            ReplicaSetView {
+                name: rs,
+                rollout: Some("cart".into()),
+                hash: hash.into(),
+                revision,
+                images: vec![format!("registry.example/shop/cart:{tag}")],
+                replicas: specs.len() as i32,
+                ready: specs.len() as i32,
+                created: Some(ago(3_600)),
+                ..Default::default()
+            },
+        );
+    }
+    service(
+        &mut env,
+        "cart-stable",
+        &[("app", "cart"), ("rollouts-pod-template-hash", "6f7d9c8b5")],
+    );
+    service(
+        &mut env,
+        "cart-canary",
+        &[("app", "cart"), ("rollouts-pod-template-hash", "58b4f7d6c")],
+    );
+
+    // search: one Service over both tracks: the replica ratio.
+    let stable = [("app", "search"), ("track", "stable")];
+    let canary = [("app", "search"), ("track", "canary")];
+    deploy(&mut env, "search", &stable, "4.1.0", 3, 3);
+    deploy(&mut env, "search-canary", &canary, "4.2.0", 1, 1);
+    service(&mut env, "search", &[("app", "search")]);
+
+    for (app, old, new) in [
+        ("catalog", "7.0.3", "7.1.0"),
+        ("cart", "2.0.0", "2.1.0"),
+        ("search", "4.1.0", "4.2.0"),
+    ] {
+        env.metrics.insert(
+            app.into(),
+            metrics(vec![
+                series(
+                    old,
+                    |i| Some(0.001 * (1.0 + wobble(i))),
+                    |i| Some(0.150 * (1.0 + wobble(i))),
+                ),
+                series(
+                    new,
+                    |i| Some(0.0015 * (1.0 + wobble(i + 2))),
+                    |i| Some(0.160 * (1.0 + wobble(i + 1))),
+                ),
+            ]),
+        );
+    }
+    env.events = VecDeque::from(vec![
+        event(
+            600,
+            false,
+            "RolloutPaused",
+            "Rollout/cart",
+            "Rollout is paused (CanaryPauseStep)",
+            1,
+        ),
+        event(
+            590,
+            false,
+            "TrafficWeightUpdated",
+            "Rollout/cart",
+            "Traffic weight updated from 0 to 20",
+            1,
+        ),
+    ]);
+    env.logs.app = Some("cart".into());
+    env.logs.lines = VecDeque::from(vec![
+        log("cart-6f7d9c8b5-m1n2b", "GET /cart 200 9ms"),
+        log("cart-58b4f7d6c-k1j2h", "POST /cart/items 201 14ms"),
+    ]);
+    env.apps = derive::apps(&env);
+    env
+}
+
+/// Staging and production with the ingress-nginx, Argo Rollouts and replica-ratio canaries,
+/// production with the keyboard, `cart` selected.
+fn routers() -> AppState {
+    let mut s = dashboard();
+    s.envs = vec![
+        routers_env("staging", "stg", false),
+        routers_env("production", "prd", true),
+    ];
+    for env in &mut s.envs {
+        select(env, "cart");
+    }
+    s
+}
+
 // ---- rendering ----
 
 fn draw(state: &AppState, ctx: &UiContext, width: u16, height: u16) -> Buffer {
@@ -624,6 +837,50 @@ fn no_data_and_no_traffic_are_never_zero() {
     snap("no_data", &s, &[SMALL, LARGE]);
     let screen = text(&draw(&s, &ctx(Theme::default()), 200, 50));
     assert!(!screen.contains("0.00%"), "{screen}");
+}
+
+#[test]
+fn nginx_argo_and_replica_ratio_canaries_name_their_router() {
+    let s = routers();
+    let prod = &s.envs[1];
+    let strategy = |app: &str| {
+        prod.apps
+            .iter()
+            .find(|a| a.name == app)
+            .map(|a| a.strategy.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        strategy("catalog"),
+        Strategy::Canary {
+            router: Router::Nginx("catalog-canary".into()),
+            canary_weight: Some(10.0)
+        }
+    );
+    assert_eq!(
+        strategy("cart"),
+        Strategy::Canary {
+            router: Router::Argo("cart".into()),
+            canary_weight: Some(20.0)
+        }
+    );
+    assert_eq!(
+        strategy("search"),
+        Strategy::Canary {
+            router: Router::ReplicaRatio("search".into()),
+            canary_weight: Some(25.0)
+        }
+    );
+    snap("routers", &s, &[SMALL, TMUX, LARGE]);
+    // Where there is room, the router's full name; the pause is always in sight.
+    let wide = text(&draw(&s, &ctx(Theme::default()), 250, 50));
+    assert!(wide.contains("canary 20% (Argo Rollouts)"), "{wide}");
+    assert!(wide.contains("canary 10% (ingress-nginx)"), "{wide}");
+    for (w, h) in [SMALL, TMUX, LARGE] {
+        let screen = text(&draw(&s, &ctx(Theme::default()), w, h));
+        assert!(screen.contains("paused"), "{w}x{h}:\n{screen}");
+        assert!(screen.contains("Pods cart (5)"), "{w}x{h}:\n{screen}");
+    }
 }
 
 // ---- styles that carry meaning ----

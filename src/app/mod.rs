@@ -3,6 +3,7 @@
 
 pub mod action;
 pub mod derive;
+pub mod dialog;
 pub mod msg;
 pub mod state;
 pub mod update;

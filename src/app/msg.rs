@@ -4,10 +4,12 @@ use crossterm::event::KeyEvent;
 use jiff::Timestamp;
 
 use super::action::Action;
+use super::dialog::Access;
 use super::state::{
-    AppMetrics, Conn, DeploymentView, EventView, LogLine, PodView, ReplicaSetView, RouteView,
-    ServiceView,
+    AppMetrics, ArgoRolloutView, Conn, DeploymentView, EventView, IngressView, LogLine, PodView,
+    ReplicaSetView, RouteView, ServiceView,
 };
+use crate::cluster::actions::{Plan, Revision, Verb};
 
 /// A change to one kind of object, as a watcher reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +28,8 @@ pub enum ClusterEvent {
     Pod(Change<PodView>),
     Service(Change<ServiceView>),
     Route(Change<RouteView>),
+    Ingress(Change<IngressView>),
+    ArgoRollout(Change<ArgoRolloutView>),
     Event(EventView),
 }
 
@@ -56,6 +60,27 @@ pub enum Msg {
         app: String,
         result: Result<AppMetrics, String>,
     },
+    /// A key while an action dialog is open.
+    DialogKey(KeyEvent),
+    /// An action worked out against the cluster (with a Deployment's revisions for rollback).
+    Planned {
+        env: usize,
+        app: String,
+        verb: Verb,
+        result: Result<(Plan, Vec<Revision>), String>,
+    },
+    /// An action finished: a one-line summary, or why it failed.
+    Executed {
+        env: usize,
+        app: String,
+        verb: Verb,
+        result: Result<String, String>,
+    },
+    /// Which actions the selected app allows (RBAC and release kind).
+    Access {
+        env: usize,
+        access: Access,
+    },
 }
 
 /// Work for the runtime, returned by `update`.
@@ -72,6 +97,24 @@ pub enum Cmd {
         env: usize,
         apps: Vec<String>,
         window: i64,
+    },
+    /// Work out `verb` on `app` (rollback: to `to_revision`, else the previous one).
+    Plan {
+        env: usize,
+        app: String,
+        verb: Verb,
+        to_revision: Option<i64>,
+    },
+    /// Run a confirmed plan (audit, request, Event).
+    Execute {
+        env: usize,
+        plan: Box<Plan>,
+        reason: Option<String>,
+    },
+    /// Find out which actions `app` allows.
+    CheckAccess {
+        env: usize,
+        app: String,
     },
     Quit,
 }

@@ -58,6 +58,10 @@ pub struct AppState {
     /// Chart window in seconds.
     pub chart_window: i64,
     pub notice: Option<Notice>,
+    /// The action being confirmed or applied.
+    pub dialog: Option<super::dialog::Dialog>,
+    /// Who acts (`user` or `user@ssh-client`), shown in dialogs.
+    pub operator: String,
     /// Terminal size (columns, rows).
     pub size: (u16, u16),
     pub quit: bool,
@@ -77,6 +81,9 @@ pub struct EnvState {
     pub pods: BTreeMap<String, PodView>,
     pub services: BTreeMap<String, ServiceView>,
     pub routes: BTreeMap<String, RouteView>,
+    pub ingresses: BTreeMap<String, IngressView>,
+    /// Argo Rollouts (`argoproj.io/v1alpha1` Rollout); empty where the CRD is not installed.
+    pub argo_rollouts: BTreeMap<String, ArgoRolloutView>,
     /// Newest last; bounded.
     pub events: VecDeque<EventView>,
     /// Derived from the objects above after every change, sorted by name.
@@ -87,6 +94,10 @@ pub struct EnvState {
     /// Per app name.
     pub metrics: BTreeMap<String, AppMetrics>,
     pub logs: LogBuffer,
+    /// Which actions the selected app allows (from the runtime's checks).
+    pub access: Option<super::dialog::Access>,
+    /// The app whose access check is under way.
+    pub access_pending: Option<String>,
 }
 
 pub type Labels = BTreeMap<String, String>;
@@ -120,6 +131,12 @@ pub struct ReplicaSetView {
     pub name: String,
     /// Owning Deployment.
     pub owner: Option<String>,
+    /// Owning Argo Rollout.
+    pub rollout: Option<String>,
+    /// Its pod template's hash: the `rollouts-pod-template-hash` label (Argo), else
+    /// `pod-template-hash`.
+    pub hash: String,
+    /// `deployment.kubernetes.io/revision` (or, of a Rollout's, `rollout.argoproj.io/revision`).
     pub revision: i64,
     pub images: Vec<String>,
     pub change_cause: Option<String>,
@@ -160,6 +177,59 @@ pub struct RouteView {
     pub backends: Vec<(String, i64)>,
 }
 
+/// An Ingress, as ingress-nginx's canary annotations see it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngressView {
+    pub name: String,
+    /// `nginx.ingress.kubernetes.io/canary: "true"`.
+    pub canary: bool,
+    /// `nginx.ingress.kubernetes.io/canary-weight` and `…/canary-weight-total`, as written
+    /// (strings; ingress-nginx defaults them to 0 and 100).
+    pub canary_weight: Option<String>,
+    pub canary_weight_total: Option<String>,
+    /// Backend Service names: the default backend's, then every rule path's.
+    pub backends: Vec<String>,
+}
+
+/// An Argo Rollout (canary strategy), as its status reports it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ArgoRolloutView {
+    pub name: String,
+    pub labels: Labels,
+    pub annotations: Labels,
+    /// `spec.selector.matchLabels`.
+    pub selector: Labels,
+    pub template_labels: Labels,
+    /// Image references of the template's containers.
+    pub images: Vec<String>,
+    pub replicas: i32,
+    /// `rollout.argoproj.io/revision`.
+    pub revision: i64,
+    pub generation: i64,
+    pub observed_generation: i64,
+    /// `spec.paused`.
+    pub paused: bool,
+    /// `status.pauseConditions` is not empty.
+    pub pause_conditions: bool,
+    /// `status.abort`.
+    pub abort: bool,
+    /// `status.phase`: Healthy, Progressing, Paused, Degraded (empty before the controller
+    /// has looked at it).
+    pub phase: String,
+    pub message: String,
+    /// `status.canary.weights.canary.weight` (absent without traffic routing).
+    pub canary_weight: Option<i64>,
+    /// `status.currentStepIndex`, and how many `spec.strategy.canary.steps` there are.
+    pub step_index: Option<i64>,
+    pub steps: i64,
+    /// `status.stableRS` and `status.currentPodHash`: pod-template hashes of the stable and
+    /// the current (canary) ReplicaSet.
+    pub stable_hash: String,
+    pub current_hash: String,
+    pub ready: i32,
+    pub created: Option<Timestamp>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EventView {
     pub time: Option<Timestamp>,
@@ -191,6 +261,12 @@ pub enum Router {
     HttpRoute(String),
     /// One Service selecting both tracks: weight = ready replica ratio.
     ReplicaRatio(String),
+    /// ingress-nginx: the canary Ingress (its `canary-weight` annotation).
+    Nginx(String),
+    /// Argo Rollouts: the Rollout (its status's canary weight).
+    Argo(String),
+    /// A stable and a canary Deployment, but nothing seen that splits traffic between them.
+    Unknown,
 }
 
 /// A version's role within its app.
@@ -209,6 +285,7 @@ pub enum Role {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct VersionView {
+    /// The Deployment running this version (of an Argo app: the Rollout).
     pub deployment: String,
     pub role: Role,
     /// `track`/`version` label (stable, canary, blue, green) if any.
@@ -234,6 +311,18 @@ pub enum Rollout {
     /// Progress deadline exceeded.
     Failed(String),
     Paused,
+    /// An Argo Rollout walking its canary steps: at step `step` (from 1) of `steps`, paused
+    /// there (a pause step, a promote awaited, or `spec.paused`) or progressing.
+    Step {
+        step: i64,
+        steps: i64,
+        paused: bool,
+    },
+    /// An Argo Rollout that is Degraded (aborted, or failed): its status message.
+    Degraded {
+        aborted: bool,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

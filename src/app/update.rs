@@ -6,8 +6,10 @@ use jiff::Timestamp;
 
 use super::action::Action;
 use super::derive;
+use super::dialog;
 use super::msg::{Change, ClusterEvent, Cmd, Msg};
-use super::state::{AppState, EnvState, LogBuffer, Notice, Pane};
+use super::state::{AppState, EnvState, LogBuffer, Pane};
+use crate::cluster::actions::Verb;
 
 /// Chart windows the zoom keys step through (seconds).
 pub const WINDOWS: [i64; 5] = [300, 900, 1800, 3600, 10_800];
@@ -44,6 +46,8 @@ impl AppState {
             filter_input: None,
             chart_window,
             notice: None,
+            dialog: None,
+            operator: String::new(),
             size: (80, 24),
             quit: false,
         }
@@ -71,7 +75,80 @@ fn metrics_cmd(state: &AppState, env: usize) -> Cmd {
 
 /// Apply one message.
 pub fn update(state: &mut AppState, msg: Msg) -> Outcome {
+    let mut out = dispatch(state, msg);
+    out.cmds.extend(access_checks(state));
+    out
+}
+
+/// Ask for the selected app's allowed actions whenever the selection settles on a new app.
+fn access_checks(state: &mut AppState) -> Vec<Cmd> {
+    let mut cmds = Vec::new();
+    for (i, e) in state.envs.iter_mut().enumerate() {
+        let Some(app) = e.apps.get(e.selected_app).map(|a| a.name.clone()) else {
+            continue;
+        };
+        let known = e.access.as_ref().is_some_and(|a| a.app == app);
+        if !known && e.access_pending.as_deref() != Some(app.as_str()) {
+            e.access_pending = Some(app.clone());
+            cmds.push(Cmd::CheckAccess { env: i, app });
+        }
+    }
+    cmds
+}
+
+/// The cluster action a key action stands for.
+pub fn verb_of(a: Action) -> Option<Verb> {
+    Some(match a {
+        Action::Promote => Verb::Promote,
+        Action::PromoteFull => Verb::PromoteFull,
+        Action::Abort => Verb::Abort,
+        Action::Flip => Verb::Flip,
+        Action::Rollback => Verb::Rollback,
+        Action::PauseRollout => Verb::Pause,
+        Action::ResumeRollout => Verb::Resume,
+        Action::Restart => Verb::Restart,
+        _ => return None,
+    })
+}
+
+fn dispatch(state: &mut AppState, msg: Msg) -> Outcome {
     match msg {
+        Msg::DialogKey(k) => Outcome {
+            dirty: true,
+            cmds: dialog::key(state, k),
+        },
+        Msg::Planned {
+            env,
+            app,
+            verb,
+            result,
+        } => Outcome {
+            dirty: dialog::planned(state, env, &app, verb, result),
+            cmds: Vec::new(),
+        },
+        Msg::Executed {
+            env,
+            app,
+            verb,
+            result,
+        } => Outcome {
+            dirty: true,
+            cmds: dialog::executed(state, env, &app, verb, result),
+        },
+        Msg::Access { env, access } => match state.envs.get_mut(env) {
+            Some(e) => {
+                if e.access_pending.as_deref() == Some(access.app.as_str()) {
+                    e.access_pending = None;
+                }
+                let changed = e.access.as_ref() != Some(&access);
+                e.access = Some(access);
+                Outcome {
+                    dirty: changed,
+                    cmds: Vec::new(),
+                }
+            }
+            None => Outcome::default(),
+        },
         Msg::Action(a) => action(state, a),
         Msg::FilterKey(k) => filter_key(state, k),
         Msg::Resize(w, h) => {
@@ -328,20 +405,13 @@ fn action(state: &mut AppState, a: Action) -> Outcome {
                     .collect(),
             }
         }
-        a if a.mutates() => {
-            let env = state.envs.get(state.active_env);
-            let text = if state.read_only || env.is_some_and(|e| e.read_only) {
-                "read-only: actions that change the cluster are disabled".to_string()
-            } else {
-                format!("{}: not available in this build yet", a.describe())
-            };
-            state.notice = Some(Notice {
-                text,
-                error: true,
-                at: state.now,
-            });
-            Outcome::dirty()
-        }
+        a if a.mutates() => match verb_of(a) {
+            Some(verb) if state.dialog.is_none() => Outcome {
+                dirty: true,
+                cmds: dialog::open(state, verb),
+            },
+            _ => Outcome::default(),
+        },
         _ => Outcome::default(),
     }
 }
@@ -390,11 +460,9 @@ fn move_selection(state: &mut AppState, delta: isize) -> Outcome {
 /// Whether a pod with these labels belongs to the selected app.
 fn selected_app_selects(e: &EnvState, labels: &super::state::Labels) -> bool {
     e.apps.get(e.selected_app).is_some_and(|a| {
-        a.versions.iter().any(|v| {
-            e.deployments
-                .get(&v.deployment)
-                .is_some_and(|d| derive::selects(&d.selector, labels))
-        })
+        derive::app_selectors(e, a)
+            .into_iter()
+            .any(|s| derive::selects(s, labels))
     })
 }
 
@@ -456,8 +524,22 @@ fn cluster(state: &mut AppState, env: usize, event: ClusterEvent) -> Outcome {
     match event {
         ClusterEvent::Deployment(c) => apply(&mut e.deployments, c, |v| &v.name),
         ClusterEvent::ReplicaSet(c) => {
+            // Rolling apps read ReplicaSets only for their revision order, which pods bring
+            // with them; an Argo app's versions are its ReplicaSets.
+            let of_rollout = |name: &str| {
+                e.replicasets
+                    .get(name)
+                    .is_some_and(|rs| rs.rollout.is_some())
+            };
+            rederive = match &c {
+                Change::Upsert(rs) => rs.rollout.is_some() || of_rollout(&rs.name),
+                Change::Delete(name) => of_rollout(name),
+                Change::Reset(all) => {
+                    all.iter().any(|rs| rs.rollout.is_some())
+                        || e.replicasets.values().any(|rs| rs.rollout.is_some())
+                }
+            };
             apply(&mut e.replicasets, c, |v| &v.name);
-            rederive = false;
         }
         ClusterEvent::Pod(c) => {
             // Whether the set of pods whose logs are followed may change: a new pod of the
@@ -482,6 +564,8 @@ fn cluster(state: &mut AppState, env: usize, event: ClusterEvent) -> Outcome {
         }
         ClusterEvent::Service(c) => apply(&mut e.services, c, |v| &v.name),
         ClusterEvent::Route(c) => apply(&mut e.routes, c, |v| &v.name),
+        ClusterEvent::Ingress(c) => apply(&mut e.ingresses, c, |v| &v.name),
+        ClusterEvent::ArgoRollout(c) => apply(&mut e.argo_rollouts, c, |v| &v.name),
         ClusterEvent::Event(ev) => {
             e.events.push_back(ev);
             while e.events.len() > MAX_EVENTS {

@@ -5,15 +5,44 @@
 //! line's `prev` is the SHA-256 of [`GENESIS`]. Editing, removing or reordering any line breaks
 //! the chain at the line after the change, which [`verify`] reports.
 //!
+//! Nothing in the log points at its last line, so the chain alone cannot show that the last
+//! lines were removed (or the file truncated at a line boundary) or that the last line was
+//! edited. The *head anchor* does: a sidecar file beside the log (`audit.jsonl.head`, see
+//! [`anchor_path`]) holding the last line's `seq`, hash and the log's length, rewritten
+//! atomically by every append after the line's `fsync`. [`verify`] compares the tail with it:
+//! - fewer lines than the anchor records → a failure at the first missing line, saying how many
+//!   are missing;
+//! - the anchored line's hash differs → a failure: that line was edited;
+//! - the anchor exactly one line behind (a crash between the line's `fsync` and the anchor
+//!   write) → accepted ([`AnchorState::OneBehind`]); the next append writes a current anchor.
+//!   More than one line beyond the anchor is a failure;
+//! - no anchor for a non-empty log (a log from before anchors, or the anchor was deleted) → a
+//!   warning ([`AnchorState::Missing`]); a failure with [`VerifyOptions::strict`]
+//!   (`kockpit audit verify --strict`). The next append writes a new anchor.
+//!
+//! [`AuditLog::append`] checks the tail against the anchor under the lock and refuses to append
+//! ([`AuditError::Refused`]) wherever [`verify`] would fail on the tail, so an append never
+//! papers over removed or edited last lines. To go on with such a log as it is (after keeping
+//! a copy as evidence), move the anchor aside; the next append writes a new one.
+//!
+//! What this does not give: the chain has no secret, so someone who can write both files can
+//! rewrite them consistently (remove lines and recompute the chain and the anchor, or delete
+//! the anchor and let the next append recreate it). While the anchor is one behind (the crash
+//! window), removing the one line after it is not detected. Against all that, ship the log
+//! elsewhere as it is written.
+//!
 //! A state-changing action is written twice: an `intent` (made durable with `fsync` before the
 //! API call) and an `outcome` with the same `id` after it. An intent without an outcome (a crash
 //! in between) is not a chain error; [`verify`] lists it as dangling.
 //!
 //! Appends from several processes are serialized with an exclusive `flock` on the file; the last
-//! line is re-read under the lock so `seq` and `prev` are always computed from the real tail.
+//! line is re-read under the lock so `seq` and `prev` are always computed from the real tail, and
+//! the anchor is written under the same lock. [`verify`] reads the log and the anchor under a
+//! shared `flock`, so it sees them as one append left them.
 //!
 //! Secrets never reach the file: [`redact`] runs on `before` and `after` on every append.
 
+mod anchor;
 pub mod cli;
 mod format;
 mod log;
@@ -24,9 +53,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use anchor::{AnchorProblem, AnchorState, HeadAnchor, anchor_path, read_anchor};
 pub use format::{format_entries, format_line};
 pub use log::{AuditLog, Written};
-pub use verify::{BreakReason, Dangling, VerifyReport, show, verify};
+pub use verify::{BreakReason, Dangling, VerifyOptions, VerifyReport, show, verify, verify_with};
 
 /// The string whose SHA-256 is the first line's `prev`.
 pub const GENESIS: &str = "kockpit-audit-genesis-v1";
@@ -51,6 +81,22 @@ pub enum AuditError {
         "audit log {path}: last line: {reason}; refusing to append (run `kockpit audit verify`)"
     )]
     Tail { path: PathBuf, reason: BreakReason },
+    /// The log's tail disagrees with its head anchor (see the module docs); nothing was written.
+    #[error(
+        "audit log {path}: line {line}: {reason}; refusing to append (run `kockpit audit verify`; to go on with the log as it is, move its head anchor aside)"
+    )]
+    Refused {
+        path: PathBuf,
+        line: usize,
+        reason: BreakReason,
+    },
+    /// The head anchor is unreadable, or missing where it is required (`strict`).
+    #[error("audit log {path}: head anchor {anchor}: {problem}")]
+    Anchor {
+        path: PathBuf,
+        anchor: PathBuf,
+        problem: AnchorProblem,
+    },
     #[error("audit log {path}: cannot serialize entry: {source}")]
     Serialize {
         path: PathBuf,

@@ -7,11 +7,15 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::DynamicObject;
 
+use serde_json::Value;
+
 use crate::app::state::{
-    DeploymentView, EventView, Labels, PodView, ReplicaSetView, RouteView, ServiceView,
+    ArgoRolloutView, DeploymentView, EventView, IngressView, Labels, PodView, ReplicaSetView,
+    RouteView, ServiceView,
 };
 
 fn labels(m: &Option<BTreeMap<String, String>>) -> Labels {
@@ -26,12 +30,17 @@ fn name(meta: &ObjectMeta) -> String {
     meta.name.clone().unwrap_or_default()
 }
 
+/// The revision annotation of a Deployment's (or an Argo Rollout's) ReplicaSet.
 fn revision(meta: &ObjectMeta) -> i64 {
-    meta.annotations
-        .as_ref()
-        .and_then(|a| a.get("deployment.kubernetes.io/revision"))
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0)
+    let a = meta.annotations.as_ref();
+    [
+        "deployment.kubernetes.io/revision",
+        "rollout.argoproj.io/revision",
+    ]
+    .iter()
+    .find_map(|k| a.and_then(|a| a.get(*k)))
+    .and_then(|r| r.trim().parse().ok())
+    .unwrap_or(0)
 }
 
 fn controller_owner(meta: &ObjectMeta, kind: &str) -> Option<String> {
@@ -89,9 +98,16 @@ pub fn deployment(d: &Deployment) -> DeploymentView {
 }
 
 pub fn replicaset(rs: &ReplicaSet) -> ReplicaSetView {
+    let rs_labels = rs.metadata.labels.as_ref();
     ReplicaSetView {
         name: name(&rs.metadata),
         owner: controller_owner(&rs.metadata, "Deployment"),
+        rollout: controller_owner(&rs.metadata, "Rollout"),
+        hash: ["rollouts-pod-template-hash", "pod-template-hash"]
+            .iter()
+            .find_map(|k| rs_labels.and_then(|l| l.get(*k)))
+            .cloned()
+            .unwrap_or_default(),
         revision: revision(&rs.metadata),
         images: rs
             .spec
@@ -244,6 +260,120 @@ pub fn route(r: &DynamicObject) -> RouteView {
     }
 }
 
+pub const NGINX_CANARY: &str = "nginx.ingress.kubernetes.io/canary";
+pub const NGINX_WEIGHT: &str = "nginx.ingress.kubernetes.io/canary-weight";
+pub const NGINX_WEIGHT_TOTAL: &str = "nginx.ingress.kubernetes.io/canary-weight-total";
+
+pub fn ingress(i: &Ingress) -> IngressView {
+    let ann = |k: &str| {
+        i.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(k))
+            .cloned()
+    };
+    let spec = i.spec.as_ref();
+    let default = spec
+        .and_then(|s| s.default_backend.as_ref())
+        .and_then(|b| b.service.as_ref())
+        .map(|s| s.name.clone());
+    let paths = spec
+        .and_then(|s| s.rules.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.http.as_ref())
+        .flat_map(|h| &h.paths)
+        .filter_map(|p| p.backend.service.as_ref())
+        .map(|s| s.name.clone());
+    let mut backends: Vec<String> = default.into_iter().chain(paths).collect();
+    backends.dedup();
+    IngressView {
+        name: name(&i.metadata),
+        canary: ann(NGINX_CANARY).is_some_and(|v| v.trim() == "true"),
+        canary_weight: ann(NGINX_WEIGHT),
+        canary_weight_total: ann(NGINX_WEIGHT_TOTAL),
+        backends,
+    }
+}
+
+/// A JSON object of strings (labels, annotations, a selector's matchLabels) at `ptr`.
+fn string_map(v: &Value, ptr: &str) -> Labels {
+    v.pointer(ptr)
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn str_at(v: &Value, ptr: &str) -> String {
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A whole number written as a number or a string (Argo writes `observedGeneration` as one).
+fn int_at(v: &Value, ptr: &str) -> Option<i64> {
+    match v.pointer(ptr)? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// An Argo Rollout (`argoproj.io/v1alpha1`), read from its JSON: nothing in it is trusted to
+/// have the expected shape.
+pub fn argo_rollout(r: &DynamicObject) -> ArgoRolloutView {
+    let d = &r.data;
+    let to_i32 = |n: i64| i32::try_from(n.max(0)).unwrap_or(i32::MAX);
+    ArgoRolloutView {
+        name: name(&r.metadata),
+        labels: labels(&r.metadata.labels),
+        annotations: labels(&r.metadata.annotations),
+        selector: string_map(d, "/spec/selector/matchLabels"),
+        template_labels: string_map(d, "/spec/template/metadata/labels"),
+        images: d
+            .pointer("/spec/template/spec/containers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("image").and_then(Value::as_str))
+            .map(str::to_string)
+            .collect(),
+        replicas: to_i32(int_at(d, "/spec/replicas").unwrap_or(1)),
+        revision: r
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("rollout.argoproj.io/revision"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0),
+        generation: r.metadata.generation.unwrap_or(0),
+        observed_generation: int_at(d, "/status/observedGeneration").unwrap_or(0),
+        paused: d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true),
+        pause_conditions: d
+            .pointer("/status/pauseConditions")
+            .and_then(Value::as_array)
+            .is_some_and(|c| !c.is_empty()),
+        abort: d.pointer("/status/abort").and_then(Value::as_bool) == Some(true),
+        phase: str_at(d, "/status/phase"),
+        message: str_at(d, "/status/message"),
+        canary_weight: int_at(d, "/status/canary/weights/canary/weight"),
+        step_index: int_at(d, "/status/currentStepIndex"),
+        steps: d
+            .pointer("/spec/strategy/canary/steps")
+            .and_then(Value::as_array)
+            .map_or(0, |s| s.len() as i64),
+        stable_hash: str_at(d, "/status/stableRS"),
+        current_hash: str_at(d, "/status/currentPodHash"),
+        ready: to_i32(int_at(d, "/status/readyReplicas").unwrap_or(0)),
+        created: ts(&r.metadata.creation_timestamp),
+    }
+}
+
 pub fn event(e: &Event) -> EventView {
     let obj = &e.involved_object;
     EventView {
@@ -260,5 +390,123 @@ pub fn event(e: &Event) -> EventView {
         ),
         message: e.message.clone().unwrap_or_default().trim_end().to_string(),
         count: e.count.unwrap_or(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_nginx_canary_ingress_keeps_its_annotations_and_backends() {
+        let i: Ingress = serde_json::from_value(json!({
+            "metadata": {"name": "catalog-canary", "annotations": {
+                "nginx.ingress.kubernetes.io/canary": "true",
+                "nginx.ingress.kubernetes.io/canary-weight": "10"
+            }},
+            "spec": {
+                "defaultBackend": {"service": {"name": "catalog-canary", "port": {"number": 80}}},
+                "rules": [{"host": "catalog.example", "http": {"paths": [
+                    {"path": "/", "pathType": "Prefix",
+                     "backend": {"service": {"name": "catalog-canary", "port": {"number": 80}}}},
+                    {"path": "/img", "pathType": "Prefix",
+                     "backend": {"service": {"name": "images", "port": {"number": 80}}}}
+                ]}}, {"host": "other.example"}]
+            }
+        }))
+        .expect("an Ingress");
+        let v = ingress(&i);
+        assert!(v.canary);
+        assert_eq!(v.canary_weight.as_deref(), Some("10"));
+        assert_eq!(v.canary_weight_total, None);
+        assert_eq!(v.backends, ["catalog-canary", "images"]);
+
+        let plain: Ingress =
+            serde_json::from_value(json!({"metadata": {"name": "catalog"}})).expect("an Ingress");
+        assert_eq!(
+            ingress(&plain),
+            IngressView {
+                name: "catalog".into(),
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn an_argo_rollout_is_read_from_its_json_whatever_its_shape() {
+        let r: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": "cart", "generation": 2, "labels": {"app": "cart"},
+                         "annotations": {"rollout.argoproj.io/revision": "2"}},
+            "spec": {
+                "replicas": 4,
+                "selector": {"matchLabels": {"app": "cart"}},
+                "template": {"metadata": {"labels": {"app": "cart"}},
+                             "spec": {"containers": [{"name": "cart", "image": "registry.local/cart:2.1.0"}]}},
+                "strategy": {"canary": {"steps": [
+                    {"setWeight": 20}, {"pause": {}}, {"setWeight": 50},
+                    {"pause": {"duration": "30s"}}, {"setWeight": 100}
+                ]}}
+            },
+            "status": {
+                "phase": "Paused", "message": "CanaryPauseStep",
+                "observedGeneration": "2", "currentStepIndex": 1,
+                "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": "2026-01-01T00:00:00Z"}],
+                "canary": {"weights": {"canary": {"weight": 20}, "stable": {"weight": 80}}},
+                "stableRS": "6f7d9c", "currentPodHash": "58b4f7", "readyReplicas": 5
+            }
+        }))
+        .expect("a Rollout");
+        let v = argo_rollout(&r);
+        assert_eq!(
+            (v.name.as_str(), v.replicas, v.revision, v.steps),
+            ("cart", 4, 2, 5)
+        );
+        assert_eq!(v.images, ["registry.local/cart:2.1.0"]);
+        assert_eq!(v.selector.get("app").map(String::as_str), Some("cart"));
+        assert_eq!((v.generation, v.observed_generation), (2, 2));
+        assert!(v.pause_conditions && !v.paused && !v.abort);
+        assert_eq!(v.phase, "Paused");
+        assert_eq!((v.canary_weight, v.step_index), (Some(20), Some(1)));
+        assert_eq!(
+            (v.stable_hash.as_str(), v.current_hash.as_str()),
+            ("6f7d9c", "58b4f7")
+        );
+
+        // Junk where numbers and lists belong reads as absent, never as a panic.
+        let junk: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "odd"},
+            "spec": {"replicas": "many", "strategy": {"canary": {"steps": 3}},
+                     "template": {"spec": {"containers": {"image": 1}}}},
+            "status": {"currentStepIndex": [], "canary": "yes", "pauseConditions": {}}
+        }))
+        .expect("a Rollout");
+        let v = argo_rollout(&junk);
+        assert_eq!((v.replicas, v.steps, v.step_index), (1, 0, None));
+        assert_eq!(v.canary_weight, None);
+        assert!(v.images.is_empty() && !v.pause_conditions);
+    }
+
+    #[test]
+    fn a_rollouts_replicaset_names_its_rollout_hash_and_revision() {
+        let rs: ReplicaSet = serde_json::from_value(json!({
+            "metadata": {
+                "name": "cart-58b4f7",
+                "labels": {"app": "cart", "rollouts-pod-template-hash": "58b4f7"},
+                "annotations": {"rollout.argoproj.io/revision": "2"},
+                "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                    "name": "cart", "uid": "u1", "controller": true}]
+            },
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "cart"}}},
+            "status": {"replicas": 1, "readyReplicas": 1}
+        }))
+        .expect("a ReplicaSet");
+        let v = replicaset(&rs);
+        assert_eq!(v.owner, None);
+        assert_eq!(v.rollout.as_deref(), Some("cart"));
+        assert_eq!((v.hash.as_str(), v.revision, v.ready), ("58b4f7", 2, 1));
     }
 }

@@ -4,10 +4,12 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Event, Pod, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event as WEvent};
@@ -53,26 +55,54 @@ pub fn spawn(
         convert::service,
         ClusterEvent::Service,
     );
+    w.typed(
+        Api::<Ingress>::namespaced(client.clone(), namespace),
+        convert::ingress,
+        ClusterEvent::Ingress,
+    );
     w.events(Api::<Event>::namespaced(client.clone(), namespace));
     let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
     let ar = ApiResource::from_gvk_with_plural(&gvk, "httproutes");
-    let routes: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &ar);
-    let w2 = w.clone();
-    tokio::spawn(async move {
-        // A cluster without the Gateway API has no HTTPRoutes: probe once before watching.
-        if let Err(kube::Error::Api(e)) = routes.list(&ListParams::default().limit(1)).await
-            && e.code == 404
-        {
-            return;
-        }
-        let stream = watcher::watcher(routes, watcher::Config::default()).default_backoff();
-        let (env, tx) = (w2.env, w2.tx.clone());
-        w2.pump(stream, convert::route, move |c| {
-            let event = ClusterEvent::Route(c);
-            tx.send(Msg::Cluster { env, event }).is_ok()
-        })
-        .await;
-    });
+    w.optional(
+        Api::namespaced_with(client.clone(), namespace, &ar),
+        convert::route,
+        ClusterEvent::Route,
+    );
+    let gvk = GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout");
+    let ar = ApiResource::from_gvk_with_plural(&gvk, "rollouts");
+    w.optional(
+        Api::namespaced_with(client.clone(), namespace, &ar),
+        convert::argo_rollout,
+        ClusterEvent::ArgoRollout,
+    );
+}
+
+/// How often an optional kind that is not installed (or not visible) is looked for again.
+const ABSENT_RECHECK: Duration = Duration::from_secs(300);
+
+/// An API status saying an optional kind cannot be watched, for good: 404, its CRD is not
+/// installed (or was just removed); 403, the credentials may not list it.
+fn unavailable_code(code: u16) -> bool {
+    matches!(code, 403 | 404)
+}
+
+fn unavailable(e: &watcher::Error) -> bool {
+    matches!(
+        e,
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+            | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+            | watcher::Error::WatchFailed(kube::Error::Api(s))
+            if unavailable_code(s.code)
+    )
+}
+
+/// Why a pump stopped.
+#[derive(Debug, PartialEq)]
+enum Stop {
+    /// Cancelled, the stream ended, or the sink is gone: stop for good.
+    Done,
+    /// An optional kind is not served or not allowed (see [`unavailable_code`]).
+    Unavailable,
 }
 
 fn watch<K>(api: Api<K>) -> impl Stream<Item = Result<WEvent<K>, watcher::Error>> + Send
@@ -108,6 +138,66 @@ impl Watch {
                 .is_ok()
             })
             .await;
+        });
+    }
+
+    /// A kind from a CRD that may not be installed (Gateway API HTTPRoutes, Argo Rollouts):
+    /// where the API answers 404 (or 403) it is looked for again every few minutes, quietly,
+    /// instead of watched — a missing CRD is no connection problem, and the environment's
+    /// other objects are still worth showing. Should it go away while watched, its objects go
+    /// with it.
+    fn optional<V>(
+        &self,
+        api: Api<DynamicObject>,
+        conv: fn(&DynamicObject) -> V,
+        wrap: fn(Change<V>) -> ClusterEvent,
+    ) where
+        V: Send + 'static,
+    {
+        let w = self.clone();
+        tokio::spawn(async move {
+            let (env, tx) = (w.env, w.tx.clone());
+            let kind = api.resource_url().to_string();
+            loop {
+                let probe_params = ListParams::default().limit(1);
+                let probe = tokio::select! {
+                    _ = w.cancel.cancelled() => return,
+                    p = api.list(&probe_params) => p,
+                };
+                let absent = match probe {
+                    Err(kube::Error::Api(e)) if unavailable_code(e.code) => {
+                        tracing::info!("not watching {kind}: {} ({})", e.message, e.code);
+                        true
+                    }
+                    _ => false,
+                };
+                if !absent {
+                    let sink_tx = tx.clone();
+                    let stream =
+                        watcher::watcher(api.clone(), watcher::Config::default()).default_backoff();
+                    let stop = w
+                        .pump_until_absent(stream, conv, move |c| {
+                            sink_tx
+                                .send(Msg::Cluster {
+                                    env,
+                                    event: wrap(c),
+                                })
+                                .is_ok()
+                        })
+                        .await;
+                    if stop == Stop::Done {
+                        return;
+                    }
+                    let event = wrap(Change::Reset(Vec::new()));
+                    if tx.send(Msg::Cluster { env, event }).is_err() {
+                        return;
+                    }
+                }
+                tokio::select! {
+                    _ = w.cancel.cancelled() => return,
+                    _ = tokio::time::sleep(ABSENT_RECHECK) => {}
+                }
+            }
         });
     }
 
@@ -154,8 +244,37 @@ impl Watch {
         &self,
         stream: S,
         conv: impl Fn(&K) -> V,
-        mut sink: impl FnMut(Change<V>) -> bool,
+        sink: impl FnMut(Change<V>) -> bool,
     ) where
+        K: Resource + Clone,
+        S: Stream<Item = Result<WEvent<K>, watcher::Error>>,
+    {
+        self.pump_inner(stream, conv, sink, false).await;
+    }
+
+    /// [`Self::pump`], but a 404 or 403 (the kind is not served, or not allowed) ends it
+    /// rather than counting as a connection error.
+    async fn pump_until_absent<K, V, S>(
+        &self,
+        stream: S,
+        conv: impl Fn(&K) -> V,
+        sink: impl FnMut(Change<V>) -> bool,
+    ) -> Stop
+    where
+        K: Resource + Clone,
+        S: Stream<Item = Result<WEvent<K>, watcher::Error>>,
+    {
+        self.pump_inner(stream, conv, sink, true).await
+    }
+
+    async fn pump_inner<K, V, S>(
+        &self,
+        stream: S,
+        conv: impl Fn(&K) -> V,
+        mut sink: impl FnMut(Change<V>) -> bool,
+        optional: bool,
+    ) -> Stop
+    where
         K: Resource + Clone,
         S: Stream<Item = Result<WEvent<K>, watcher::Error>>,
     {
@@ -164,10 +283,12 @@ impl Watch {
         let mut live = false;
         loop {
             let item = tokio::select! {
-                _ = self.cancel.cancelled() => return,
+                _ = self.cancel.cancelled() => return Stop::Done,
                 i = stream.next() => i,
             };
-            let Some(item) = item else { return };
+            let Some(item) = item else {
+                return Stop::Done;
+            };
             let change = match item {
                 Ok(WEvent::Init) => {
                     init.clear();
@@ -180,6 +301,7 @@ impl Watch {
                 Ok(WEvent::InitDone) => Some(Change::Reset(std::mem::take(&mut init))),
                 Ok(WEvent::Apply(o)) => Some(Change::Upsert(conv(&o))),
                 Ok(WEvent::Delete(o)) => Some(Change::Delete(o.name_any())),
+                Err(e) if optional && unavailable(&e) => return Stop::Unavailable,
                 Err(e) => {
                     live = false;
                     let conn = Conn::Error(describe(&e));
@@ -191,7 +313,7 @@ impl Watch {
                         })
                         .is_err()
                     {
-                        return;
+                        return Stop::Done;
                     }
                     continue;
                 }
@@ -206,13 +328,13 @@ impl Watch {
                     })
                     .is_err()
                 {
-                    return;
+                    return Stop::Done;
                 }
             }
             if let Some(c) = change
                 && !sink(c)
             {
-                return;
+                return Stop::Done;
             }
         }
     }

@@ -62,7 +62,12 @@ fn body(a: &FaultAdd) -> Value {
 
 /// One line per fault, for `fault list` and after `fault add`.
 fn row(f: &Value) -> String {
-    let s = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
+    // An `apiDelay` fault may name no namespace (every one) and no app.
+    let s = |k: &str| match f.get(k).and_then(Value::as_str) {
+        Some("") => "*".to_string(),
+        Some(v) => v.to_string(),
+        None => "-".to_string(),
+    };
     let value = f
         .get("value")
         .map(|v| v.to_string())

@@ -24,8 +24,12 @@ pub const WRITER: &str = "kube-controller-manager";
 pub const NODE_NAME: &str = "sandbox-node-1";
 
 fn rt(group: &str, plural: &str) -> &'static ResourceType {
+    rt_v(group, "v1", plural)
+}
+
+fn rt_v(group: &str, version: &str, plural: &str) -> &'static ResourceType {
     // Every type named here is in the resource table.
-    match find(group, "v1", plural) {
+    match find(group, version, plural) {
         Some(r) => r,
         None => &super::resources::RESOURCES[0],
     }
@@ -51,6 +55,15 @@ pub fn events() -> &'static ResourceType {
 }
 pub fn namespaces() -> &'static ResourceType {
     rt("", "namespaces")
+}
+pub fn ingresses() -> &'static ResourceType {
+    rt("networking.k8s.io", "ingresses")
+}
+pub fn httproutes() -> &'static ResourceType {
+    rt("gateway.networking.k8s.io", "httproutes")
+}
+pub fn rollouts() -> &'static ResourceType {
+    rt_v("argoproj.io", "v1alpha1", "rollouts")
 }
 
 /// Run the controllers until cancelled: after every change, and on a short tick for
@@ -78,6 +91,9 @@ pub fn reconcile_all(sb: &Sandbox) {
         for d in sb.store.list(deployments(), Some(&ns)).0 {
             deployment::reconcile(sb, &ns, &d, now);
         }
+        for ro in sb.store.list(rollouts(), Some(&ns)).0 {
+            rollout::reconcile(sb, &ns, &ro, now);
+        }
         for rs in sb.store.list(replicasets(), Some(&ns)).0 {
             replicaset::reconcile(sb, &ns, &rs, now);
         }
@@ -86,6 +102,9 @@ pub fn reconcile_all(sb: &Sandbox) {
         }
         for svc in sb.store.list(services(), Some(&ns)).0 {
             endpoints_for(sb, &ns, &svc, now);
+        }
+        for ing in sb.store.list(ingresses(), Some(&ns)).0 {
+            ingress_status(sb, &ns, &ing);
         }
         collect_garbage(sb, &ns);
         trim_events(sb, &ns, now);
@@ -253,6 +272,7 @@ fn collect_garbage(sb: &Sandbox, ns: &str) {
         .0
         .iter()
         .chain(sb.store.list(replicasets(), Some(ns)).0.iter())
+        .chain(sb.store.list(rollouts(), Some(ns)).0.iter())
         .map(|o| uid_of(o).to_string())
         .collect();
     for (kind, typ) in [("ReplicaSet", replicasets()), ("Pod", pods())] {
@@ -280,6 +300,44 @@ fn collect_garbage(sb: &Sandbox, ns: &str) {
             sb.store.remove(endpoints(), ns, name_of(&ep));
         }
     }
+}
+
+/// The address an Ingress of class `nginx` is reachable at (the simulated node), which
+/// ingress-nginx writes into `status.loadBalancer.ingress` as the real controller does.
+pub const INGRESS_ADDRESS: &str = "127.0.0.1";
+
+/// ingress-nginx's status updater: Ingresses of class `nginx` get the controller's address.
+fn ingress_status(sb: &Sandbox, ns: &str, ing: &Value) {
+    let class = ing
+        .pointer("/spec/ingressClassName")
+        .and_then(Value::as_str)
+        .or_else(|| annotation(ing, "kubernetes.io/ingress.class"));
+    let want = match class {
+        Some("nginx") => json!({"loadBalancer": {"ingress": [{"ip": INGRESS_ADDRESS}]}}),
+        _ => json!({"loadBalancer": {}}),
+    };
+    let current = ing
+        .get("status")
+        .cloned()
+        .unwrap_or(json!({"loadBalancer": {}}));
+    if current == want {
+        return;
+    }
+    log_err(
+        "ingress status",
+        sb.store.modify(
+            ingresses(),
+            ns,
+            name_of(ing),
+            &WriteOpts::status("nginx-ingress-controller"),
+            |o| {
+                if let Some(m) = o.as_object_mut() {
+                    m.insert("status".into(), want);
+                }
+                Ok(())
+            },
+        ),
+    );
 }
 
 const MANAGED_EP: &str = "endpoints.kubernetes.io/last-change-trigger-time";
@@ -458,6 +516,7 @@ pub fn template_without_hash(t: &Value) -> Value {
 pub mod deployment;
 pub mod kubelet;
 pub mod replicaset;
+pub mod rollout;
 
 /// Revision annotation of an object.
 pub fn revision(v: &Value) -> i64 {

@@ -27,7 +27,15 @@ pub fn apply_defaults(kind: &str, obj: &mut Value) {
         "Pod" => default_pod(obj),
         "Service" => default_service(obj),
         "Namespace" => default_namespace(obj),
+        "Ingress" => default_ingress(obj),
         _ => {}
+    }
+}
+
+/// networking/v1 Ingress: nothing in the spec is defaulted; the status is the zero value.
+fn default_ingress(ing: &mut Object) {
+    if let Some(status) = child(ing, "status") {
+        default(status, "loadBalancer", json!({}));
     }
 }
 
@@ -910,6 +918,21 @@ pub fn canonical_order(kind: &str, obj: &mut Value) {
         }
         "Namespace" => {
             reorder(obj.get_mut("status"), &["phase", "conditions"]);
+        }
+        "Ingress" => {
+            if let Some(spec) = reorder(
+                obj.get_mut("spec"),
+                &["ingressClassName", "defaultBackend", "tls", "rules"],
+            ) && let Some(rules) = spec.get_mut("rules").and_then(Value::as_array_mut)
+            {
+                for rule in rules {
+                    if let Some(r) = reorder(Some(rule), &["host", "http"])
+                        && let Some(paths) = r.get_mut("http").and_then(|h| h.get_mut("paths"))
+                    {
+                        reorder_each(Some(paths), &["path", "pathType", "backend"]);
+                    }
+                }
+            }
         }
         _ => {}
     }

@@ -1,5 +1,6 @@
 //! Injected faults, for drills and tests: per environment (namespace), app and optionally
-//! version, an error ratio, added latency, a crash loop, a readiness failure or a slow rollout.
+//! version, an error ratio, added latency, a crash loop, a readiness failure or a slow rollout;
+//! and per namespace (or everywhere) a delay of API writes (`apiDelay`).
 //! Each fault has an id, a start time and an optional duration. The kubelet and the traffic
 //! model consult [`Faults::active`] at every step, so faults take effect (and clear) on the
 //! simulated clock.
@@ -23,6 +24,9 @@ pub enum FaultKind {
     ReadinessFailure,
     /// New pods take this many extra seconds to become Ready.
     SlowRollout(f64),
+    /// API writes (POST, PUT, PATCH, DELETE) in the fault's namespace (every namespace when it
+    /// names none) are held this many seconds of wall-clock time before they are processed.
+    ApiDelay(f64),
 }
 
 /// One injected fault.
@@ -30,8 +34,11 @@ pub enum FaultKind {
 #[serde(rename_all = "camelCase")]
 pub struct Fault {
     pub id: String,
-    /// The environment: a namespace.
+    /// The environment: a namespace (for `apiDelay`, empty = every namespace).
+    #[serde(default)]
     pub namespace: String,
+    /// The app (not used by `apiDelay`).
+    #[serde(default)]
     pub app: String,
     /// Matches a pod's image tag or its `version`/`track` label; none = every version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,7 +75,8 @@ impl Fault {
 
     /// Whether the fault applies to a pod of `app` in `namespace` with these version names.
     pub fn targets(&self, namespace: &str, app: &str, versions: &[&str]) -> bool {
-        self.namespace == namespace
+        !matches!(self.kind, FaultKind::ApiDelay(_))
+            && self.namespace == namespace
             && self.app == app
             && self
                 .version
@@ -81,7 +89,9 @@ impl Fault {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FaultSpec {
+    #[serde(default)]
     pub namespace: String,
+    #[serde(default)]
     pub app: String,
     #[serde(default)]
     pub version: Option<String>,
@@ -113,12 +123,18 @@ impl Faults {
     }
 
     pub fn add(&self, spec: FaultSpec, now: Timestamp) -> Result<Fault, FaultError> {
-        if spec.namespace.is_empty() || spec.app.is_empty() {
+        let api_delay = matches!(spec.kind, FaultKind::ApiDelay(_));
+        if !api_delay && (spec.namespace.is_empty() || spec.app.is_empty()) {
             return Err(FaultError::Invalid(
                 "a fault needs namespace and app".into(),
             ));
         }
         match spec.kind {
+            FaultKind::ApiDelay(secs) if !(0.0..=3_600.0).contains(&secs) => {
+                return Err(FaultError::Invalid(format!(
+                    "apiDelay must be within 0..3600 seconds, got {secs}"
+                )));
+            }
             FaultKind::ErrorRatio(r) if !(0.0..=1.0).contains(&r) => {
                 return Err(FaultError::Invalid(format!(
                     "errorRatio must be within 0..1, got {r}"
@@ -194,6 +210,21 @@ impl Faults {
             .collect()
     }
 
+    /// How long to hold an API write in `namespace` (None for cluster-scoped objects) at `t`:
+    /// the longest active `apiDelay` for that namespace or for every namespace.
+    pub fn api_delay(&self, namespace: Option<&str>, t: Timestamp) -> Option<f64> {
+        self.lock()
+            .1
+            .iter()
+            .filter(|f| f.active_at(t))
+            .filter(|f| f.namespace.is_empty() || Some(f.namespace.as_str()) == namespace)
+            .filter_map(|f| match f.kind {
+                FaultKind::ApiDelay(s) if s > 0.0 => Some(s),
+                _ => None,
+            })
+            .reduce(f64::max)
+    }
+
     /// All faults (active or not) for a pod, for computing its timeline.
     pub fn for_pod(&self, namespace: &str, app: &str, versions: &[&str]) -> Vec<Fault> {
         self.lock()
@@ -231,5 +262,55 @@ pub fn image_tag(image: &str) -> &str {
     match last.split_once('@') {
         Some((_, digest)) => digest,
         None => last.split_once(':').map(|(_, t)| t).unwrap_or("latest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> FaultSpec {
+        serde_json::from_str(json).expect("fault spec")
+    }
+
+    #[test]
+    fn api_delay_needs_no_app_and_scopes_by_namespace() {
+        let f = Faults::default();
+        let t: Timestamp = "2026-11-20T10:00:00Z".parse().expect("time");
+        let a = f
+            .add(
+                spec(r#"{"kind":"apiDelay","value":5,"namespace":"production"}"#),
+                t,
+            )
+            .expect("add");
+        assert_eq!(a.kind, FaultKind::ApiDelay(5.0));
+        assert_eq!(f.api_delay(Some("production"), t), Some(5.0));
+        assert_eq!(f.api_delay(Some("staging"), t), None);
+        assert_eq!(f.api_delay(None, t), None);
+        f.add(
+            spec(r#"{"kind":"apiDelay","value":2,"durationSeconds":10}"#),
+            t,
+        )
+        .expect("add everywhere");
+        assert_eq!(f.api_delay(Some("staging"), t), Some(2.0));
+        assert_eq!(f.api_delay(Some("production"), t), Some(5.0));
+        assert_eq!(
+            f.api_delay(Some("staging"), t + SignedDuration::from_secs(11)),
+            None
+        );
+        // Not a pod fault: the traffic model and kubelet never see it.
+        assert!(f.for_pod("production", "", &[]).is_empty());
+        assert!(f.add(spec(r#"{"kind":"apiDelay","value":-1}"#), t).is_err());
+        assert!(
+            f.add(
+                spec(r#"{"kind":"latency","value":5,"namespace":"staging"}"#),
+                t
+            )
+            .is_err(),
+            "other kinds still need an app"
+        );
+        let json = serde_json::to_value(&a).expect("json");
+        assert_eq!(json["kind"], "apiDelay");
+        assert_eq!(json["value"], 5.0);
     }
 }

@@ -168,6 +168,14 @@ pub static RESOURCES: &[ResourceType] = &[
             false,
         )
     },
+    // networking.k8s.io sits between authorization.k8s.io and the CRD groups, as in the
+    // recorded discovery document.
+    ResourceType {
+        short_names: &["ing"],
+        subresources: &["status"],
+        storage_version_hash: "39NQlfNR+bo=",
+        ..res("networking.k8s.io", "v1", "Ingress", "ingresses", true)
+    },
     ResourceType {
         singular: "httproute",
         categories: &["gateway-api"],
@@ -181,6 +189,15 @@ pub static RESOURCES: &[ResourceType] = &[
             "httproutes",
             true,
         )
+    },
+    // Argo Rollouts' CRD (rollouts.argoproj.io): status and scale subresources, short name `ro`.
+    ResourceType {
+        singular: "rollout",
+        short_names: &["ro"],
+        subresources: &["status", "scale"],
+        custom: true,
+        storage_version_hash: "T0mdNo50nFA=",
+        ..res("argoproj.io", "v1alpha1", "Rollout", "rollouts", true)
     },
 ];
 

@@ -1,8 +1,10 @@
 //! The world the sandbox starts with: the base cluster (namespaces, a node) and, per
-//! environment (`staging`, `production`), a canary app (`checkout`: stable + canary
-//! Deployments, Services, an HTTPRoute at 90/10), a blue/green app (`payments`: blue and green
-//! Deployments, a Service selecting blue) and a rolling-update app (`frontend`) with three
-//! revisions of history. The world is built half an hour in the past and run forward, so that
+//! environment (`staging`, `production`), a canary app per traffic router — `checkout`
+//! (stable + canary Deployments, Services, an HTTPRoute at 90/10), `search` (replica ratio:
+//! one Service over stable and canary Deployments), `catalog` (ingress-nginx: a canary Ingress
+//! at canary-weight 10) and `cart` (an Argo Rollout paused at 20 %) — a blue/green app
+//! (`payments`: blue and green Deployments, a Service selecting blue) and a rolling-update app
+//! (`frontend`) with three revisions of history. The world is built half an hour in the past and run forward, so that
 //! it starts settled, with believable ages and events.
 
 use std::time::Duration;
@@ -17,7 +19,12 @@ use super::store::WriteOpts;
 const MANAGER: &str = "kubectl-create";
 
 fn create(sb: &Sandbox, group: &str, plural: &str, ns: &str, obj: Value) {
-    let Some(rt) = find(group, "v1", plural) else {
+    let version = if group == "argoproj.io" {
+        "v1alpha1"
+    } else {
+        "v1"
+    };
+    let Some(rt) = find(group, version, plural) else {
         return;
     };
     if let Err(e) = sb
@@ -258,6 +265,122 @@ pub fn world(sb: &Sandbox) {
                 json!({"app": "payments", "version": "blue"}),
             ),
         );
+        // search: canary by replica ratio (one Service selects stable and canary pods).
+        create(
+            sb,
+            "apps",
+            "deployments",
+            env,
+            deployment(
+                "search",
+                env,
+                json!({"app": "search", "track": "stable"}),
+                "registry.local/search:4.1.0",
+                big,
+                "deploy search 4.1.0",
+            ),
+        );
+        create(
+            sb,
+            "apps",
+            "deployments",
+            env,
+            deployment(
+                "search-canary",
+                env,
+                json!({"app": "search", "track": "canary"}),
+                "registry.local/search:4.2.0",
+                1,
+                "canary search 4.2.0",
+            ),
+        );
+        create(
+            sb,
+            "",
+            "services",
+            env,
+            service("search", "search", json!({"app": "search"})),
+        );
+        // catalog: canary by ingress-nginx (a canary Ingress with canary-weight 10).
+        create(
+            sb,
+            "apps",
+            "deployments",
+            env,
+            deployment(
+                "catalog",
+                env,
+                json!({"app": "catalog", "track": "stable"}),
+                "registry.local/catalog:7.0.3",
+                big,
+                "deploy catalog 7.0.3",
+            ),
+        );
+        create(
+            sb,
+            "apps",
+            "deployments",
+            env,
+            deployment(
+                "catalog-canary",
+                env,
+                json!({"app": "catalog", "track": "canary"}),
+                "registry.local/catalog:7.1.0",
+                1,
+                "canary catalog 7.1.0",
+            ),
+        );
+        for (name, track) in [("catalog", "stable"), ("catalog-canary", "canary")] {
+            create(
+                sb,
+                "",
+                "services",
+                env,
+                service(name, "catalog", json!({"app": "catalog", "track": track})),
+            );
+        }
+        let host = format!("catalog.{env}.example.internal");
+        create(
+            sb,
+            "networking.k8s.io",
+            "ingresses",
+            env,
+            ingress("catalog", "catalog", &host, "catalog", None),
+        );
+        create(
+            sb,
+            "networking.k8s.io",
+            "ingresses",
+            env,
+            ingress(
+                "catalog-canary",
+                "catalog",
+                &host,
+                "catalog-canary",
+                Some(10),
+            ),
+        );
+        // cart: an Argo Rollout (canary steps, stable/canary Services).
+        create(
+            sb,
+            "argoproj.io",
+            "rollouts",
+            env,
+            rollout(
+                env,
+                "registry.local/cart:2.0.0",
+                if env == "production" { 4 } else { 2 },
+            ),
+        );
+        for name in ["cart-stable", "cart-canary"] {
+            create(
+                sb,
+                "",
+                "services",
+                env,
+                service(name, "cart", json!({"app": "cart"})),
+            );
+        }
         // frontend: plain rolling updates with history.
         create(
             sb,
@@ -293,15 +416,112 @@ pub fn world(sb: &Sandbox) {
         }
         settle(sb, Duration::from_secs(1), Duration::from_secs(120));
     }
-    // Run forward to the present, a minute at a time.
-    while let Ok(left) = Duration::try_from(start.duration_since(clock.now())) {
+    // Ten minutes ago cart 2.1.0 started its canary: at 20 %, paused for a promote.
+    run_until(sb, start - jiff::SignedDuration::from_secs(10 * 60));
+    for env in ["staging", "production"] {
+        set_rollout_image(sb, env, "cart", "registry.local/cart:2.1.0");
+    }
+    // Second by second (a pod waiting out its readiness delay changes nothing for a while,
+    // which would end `settle` early).
+    for _ in 0..30 {
+        clock.advance(Duration::from_secs(1));
+        controllers::reconcile_all(sb);
+    }
+    // Run forward to the present.
+    run_until(sb, start);
+    let _ = (deployments(), services(), namespaces());
+}
+
+/// Run the world forward to `until`, a minute at a time.
+fn run_until(sb: &Sandbox, until: jiff::Timestamp) {
+    let clock = &sb.store.clock;
+    while let Ok(left) = Duration::try_from(until.duration_since(clock.now())) {
         if left.is_zero() {
             break;
         }
         clock.advance(left.min(Duration::from_secs(60)));
         controllers::reconcile_all(sb);
     }
-    let _ = (deployments(), services(), namespaces());
+}
+
+/// An Ingress of class `nginx` sending `host` `/` to `service:80`; with a weight, an
+/// ingress-nginx canary Ingress (`canary: "true"`, `canary-weight: "<weight>"`).
+pub fn ingress(
+    name: &str,
+    app: &str,
+    host: &str,
+    service: &str,
+    canary_weight: Option<i64>,
+) -> Value {
+    let mut meta = json!({"name": name, "labels": {"app": app}});
+    if let Some(w) = canary_weight {
+        meta["annotations"] = json!({
+            "nginx.ingress.kubernetes.io/canary": "true",
+            "nginx.ingress.kubernetes.io/canary-weight": w.to_string()
+        });
+    }
+    json!({
+        "metadata": meta,
+        "spec": {
+            "ingressClassName": "nginx",
+            "rules": [{
+                "host": host,
+                "http": {"paths": [{
+                    "path": "/",
+                    "pathType": "Prefix",
+                    "backend": {"service": {"name": service, "port": {"number": 80}}}
+                }]}
+            }]
+        }
+    })
+}
+
+/// The `cart` Argo Rollout: canary steps 20 % → pause → 50 % → 30 s → 100 %.
+pub fn rollout(env: &str, image: &str, replicas: i64) -> Value {
+    let labels = json!({"app": "cart"});
+    let d = deployment("cart", env, labels.clone(), image, replicas, "");
+    let template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": "cart", "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 10,
+            "selector": {"matchLabels": labels},
+            "template": template,
+            "strategy": {"canary": {
+                "stableService": "cart-stable",
+                "canaryService": "cart-canary",
+                "steps": [
+                    {"setWeight": 20},
+                    {"pause": {}},
+                    {"setWeight": 50},
+                    {"pause": {"duration": "30s"}},
+                    {"setWeight": 100}
+                ]
+            }}
+        }
+    })
+}
+
+/// `kubectl argo rollouts set image`: the first container's image of a Rollout.
+pub fn set_rollout_image(sb: &Sandbox, ns: &str, name: &str, image: &str) {
+    let r = sb.store.modify(
+        controllers::rollouts(),
+        ns,
+        name,
+        &WriteOpts::controller("kubectl-argo-rollouts"),
+        |o| {
+            if let Some(c) = o.pointer_mut("/spec/template/spec/containers/0") {
+                c["image"] = json!(image);
+            }
+            Ok(())
+        },
+    );
+    if let Err(e) = r {
+        tracing::warn!("seeding: set image on rollout {ns}/{name}: {e}");
+    }
 }
 
 /// Move the clock back (seeding only): a real clock is rebased, a manual one set back.

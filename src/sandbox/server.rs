@@ -408,6 +408,16 @@ async fn resource_route(
     if let Err(e) = auth::authorize(&r.user, verb, t.rt, t.sub, t.name, t.ns) {
         return error_response(sb, &e);
     }
+    // The `apiDelay` fault holds writes (this request only: others go on being served).
+    if matches!(
+        r.method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    ) && let Some(secs) = sb
+        .faults
+        .api_delay(t.ns.filter(|_| t.rt.namespaced), sb.store.clock.now())
+    {
+        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    }
     let result = match (&r.method, t.name, t.sub) {
         (&Method::GET, None, _) if r.flag("watch") => return watch(sb, r, &t),
         (&Method::GET, None, _) => match list(sb, r, &t) {
@@ -418,7 +428,7 @@ async fn resource_route(
         (&Method::GET, Some(_), Some("log")) => {
             return logs::serve(sb, r_log_params(r), &t_log(&t)).await;
         }
-        (&Method::GET, Some(name), sub) => get(sb, &t, name, sub),
+        (&Method::GET, Some(name), sub) => get(sb, r, &t, name, sub),
         (&Method::POST, None, None) => create(sb, r, &t),
         (&Method::PUT, Some(name), sub) => update(sb, r, &t, name, sub),
         (&Method::PATCH, Some(name), sub) => patch_object(sb, r, &t, name, sub),
@@ -522,13 +532,41 @@ fn check_kind(t: &Target<'_>, obj: &Value) -> ApiResult<()> {
     Ok(())
 }
 
-fn get(sb: &Sandbox, t: &Target<'_>, name: &str, sub: Option<&str>) -> ApiResult<(u16, Value)> {
+fn get(
+    sb: &Sandbox,
+    r: &Req,
+    t: &Target<'_>,
+    name: &str,
+    sub: Option<&str>,
+) -> ApiResult<(u16, Value)> {
     let obj = sb
         .store
         .get(t.rt, ns_or_empty(t), name)
         .ok_or_else(|| ApiError::not_found(t.rt.plural, t.rt.group, name))?;
     if sub == Some("scale") {
         return Ok((200, scale_of(&obj)));
+    }
+    // `kubectl get KIND NAME`: a one-row Table, versioned as the object.
+    if sub.is_none()
+        && let Some(include) = table_wanted(&r.accept)
+    {
+        let include = match r.param("includeObject") {
+            Some("None") => table::IncludeObject::None,
+            Some("Object") => table::IncludeObject::Object,
+            _ => include,
+        };
+        return Ok((
+            200,
+            table::to_table(
+                t.rt.kind,
+                &[obj.as_ref()],
+                meta_str(&obj, "resourceVersion").unwrap_or_default(),
+                None,
+                None,
+                include,
+                sb.store.clock.now(),
+            ),
+        ));
     }
     Ok((200, (*obj).clone()))
 }

@@ -275,6 +275,50 @@ const HTTPROUTE_COLUMNS: &[Column] = &[
     ),
 ];
 
+/// `ingressColumnDefinitions` of printers.go.
+const INGRESS_COLUMNS: &[Column] = &[
+    NAME,
+    col(
+        "Class",
+        "string",
+        "The name of the IngressClass resource that should be used for ingress",
+    ),
+    col(
+        "Hosts",
+        "string",
+        "Hosts that incoming requests are matched against before the ingress rule",
+    ),
+    col(
+        "Address",
+        "string",
+        "Address is a list containing ingress points for the load-balancer",
+    ),
+    col("Ports", "string", "Ports of TLS configurations that open"),
+    AGE,
+];
+
+/// The Argo Rollouts CRD's `additionalPrinterColumns` (rollouts.argoproj.io, v1alpha1).
+const ROLLOUT_COLUMNS: &[Column] = &[
+    NAME,
+    col("Desired", "integer", "Number of desired pods"),
+    col(
+        "Current",
+        "integer",
+        "Total number of non-terminated pods targeted by this rollout",
+    ),
+    col(
+        "Up-to-date",
+        "integer",
+        "Total number of non-terminated pods targeted by this rollout that have the desired template spec",
+    ),
+    col(
+        "Available",
+        "integer",
+        "Total number of available pods (ready for at least minReadySeconds) targeted by this rollout",
+    ),
+    col("Age", "date", "Time since resource was created"),
+];
+
 /// What the CRD handler serves for a version without `additionalPrinterColumns`.
 const DEFAULT_COLUMNS: &[Column] = &[NAME, col("Age", "date", AGE_DESC)];
 
@@ -291,6 +335,8 @@ fn printer(kind: &str) -> (&'static [Column], RowFn) {
         "Event" => (EVENT_COLUMNS, event_row),
         "Node" => (NODE_COLUMNS, node_row),
         "HTTPRoute" => (HTTPROUTE_COLUMNS, httproute_row),
+        "Ingress" => (INGRESS_COLUMNS, ingress_row),
+        "Rollout" => (ROLLOUT_COLUMNS, rollout_row),
         _ => (DEFAULT_COLUMNS, default_row),
     }
 }
@@ -959,6 +1005,74 @@ fn httproute_row(route: &Value, now: Timestamp) -> Vec<Value> {
         name(route),
         crd_cell("string", get(route, &["spec", "hostnames"]), now),
         crd_cell("date", get(route, &["metadata", "creationTimestamp"]), now),
+    ]
+}
+
+/// `printIngress` (always wide on the server, so the address is never shortened).
+fn ingress_row(ing: &Value, now: Timestamp) -> Vec<Value> {
+    let class = match get(ing, &["spec", "ingressClassName"]).and_then(Value::as_str) {
+        Some(c) => c.to_string(),
+        None => "<none>".to_string(),
+    };
+    // formatHosts: at most three hosts, then "+ N more...".
+    let rules = list(ing, &["spec", "rules"]);
+    let mut hosts: Vec<&str> = Vec::new();
+    let mut more = false;
+    for r in rules {
+        if hosts.len() == 3 {
+            more = true;
+        }
+        let h = text(r, &["host"]);
+        if !more && !h.is_empty() {
+            hosts.push(h);
+        }
+    }
+    let hosts = if hosts.is_empty() {
+        "*".to_string()
+    } else if more {
+        format!("{} + {} more...", hosts.join(","), rules.len() - 3)
+    } else {
+        hosts.join(",")
+    };
+    let mut addresses: Vec<&str> = list(ing, &["status", "loadBalancer", "ingress"])
+        .iter()
+        .filter_map(|i| {
+            let ip = text(i, &["ip"]);
+            let host = text(i, &["hostname"]);
+            if !ip.is_empty() {
+                Some(ip)
+            } else if !host.is_empty() {
+                Some(host)
+            } else {
+                None
+            }
+        })
+        .collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    let ports = if list(ing, &["spec", "tls"]).is_empty() {
+        "80"
+    } else {
+        "80, 443"
+    };
+    vec![
+        name(ing),
+        json!(class),
+        json!(hosts),
+        json!(addresses.join(",")),
+        json!(ports),
+        age(ing, now),
+    ]
+}
+
+fn rollout_row(ro: &Value, now: Timestamp) -> Vec<Value> {
+    vec![
+        name(ro),
+        crd_cell("integer", get(ro, &["spec", "replicas"]), now),
+        crd_cell("integer", get(ro, &["status", "replicas"]), now),
+        crd_cell("integer", get(ro, &["status", "updatedReplicas"]), now),
+        crd_cell("integer", get(ro, &["status", "availableReplicas"]), now),
+        crd_cell("date", get(ro, &["metadata", "creationTimestamp"]), now),
     ]
 }
 

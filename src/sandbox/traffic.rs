@@ -1,23 +1,23 @@
 //! Simulated traffic: for every app in every namespace, a request rate with a daily shape and
-//! noise, routed the way the cluster says — HTTPRoute backendRef weights (proportional), a
-//! Service selector (blue/green), or the ready-replica ratio when one Service selects several
-//! Deployments. Only Ready pods get traffic. Each version answers with an error ratio and a
+//! noise, routed the way the cluster says — an Argo Rollout's canary weight
+//! (`status.canary.weights`), HTTPRoute backendRef weights (proportional), an ingress-nginx
+//! canary Ingress (`canary-weight` of `canary-weight-total`), a Service selector (blue/green),
+//! or the ready-replica ratio when one Service selects several Deployments. Only Ready pods get traffic. Each version answers with an error ratio and a
 //! latency distribution that depend on its image (`-errors`, `-slow` tags) and on injected
 //! faults. Every simulated second updates the counters that `/metrics` exposes and that the
 //! sandbox's own Prometheus API stores.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 use super::Sandbox;
-use super::controllers::{pod_ready, pods, services};
+use super::controllers::{annotation, httproutes, ingresses, pod_ready, pods, rollouts, services};
 use super::faults::{Fault, FaultKind, image_tag, version_names};
-use super::resources::find;
 use super::selector::LabelSelector;
 use super::store::{meta_str, name_of};
 
@@ -53,6 +53,21 @@ fn profile(app: &str) -> Profile {
             rps: 60.0,
             median: 0.025,
             errors: 0.0005,
+        },
+        "search" => Profile {
+            rps: 30.0,
+            median: 0.060,
+            errors: 0.001,
+        },
+        "catalog" => Profile {
+            rps: 30.0,
+            median: 0.035,
+            errors: 0.001,
+        },
+        "cart" => Profile {
+            rps: 30.0,
+            median: 0.040,
+            errors: 0.001,
         },
         _ => Profile {
             rps: 10.0,
@@ -265,9 +280,9 @@ impl Traffic {
 fn routing(sb: &Sandbox, ns: &str) -> BTreeMap<String, Vec<Target>> {
     let (pod_list, _) = sb.store.list(pods(), Some(ns));
     let (svc_list, _) = sb.store.list(services(), Some(ns));
-    let routes = find("gateway.networking.k8s.io", "v1", "httproutes")
-        .map(|rt| sb.store.list(rt, Some(ns)).0)
-        .unwrap_or_default();
+    let routes = sb.store.list(httproutes(), Some(ns)).0;
+    let ingress_list = sb.store.list(ingresses(), Some(ns)).0;
+    let rollout_list = sb.store.list(rollouts(), Some(ns)).0;
     let ready: Vec<&Value> = pod_list
         .iter()
         .map(|p| p.as_ref())
@@ -284,47 +299,28 @@ fn routing(sb: &Sandbox, ns: &str) -> BTreeMap<String, Vec<Target>> {
     apps.sort();
     apps.dedup();
     let svc = |name: &str| svc_list.iter().find(|s| name_of(s) == name);
+    let selects_app = |service: &str, app: &str| {
+        svc(service)
+            .is_some_and(|s| s.pointer("/spec/selector/app").and_then(Value::as_str) == Some(app))
+    };
     let mut out = BTreeMap::new();
     for app in apps {
-        // Backends with weights: an HTTPRoute for the app, else the app's Service.
-        let mut backends: Vec<(String, f64)> = Vec::new();
-        let route = routes.iter().find(|r| {
-            r.pointer("/spec/rules/0/backendRefs")
-                .and_then(Value::as_array)
-                .is_some_and(|refs| {
-                    refs.iter().any(|b| {
-                        b.get("name")
-                            .and_then(Value::as_str)
-                            .and_then(svc)
-                            .is_some_and(|s| {
-                                s.pointer("/spec/selector/app").and_then(Value::as_str)
-                                    == Some(app.as_str())
-                            })
+        // Backends with weights: an Argo Rollout's canary weights, an HTTPRoute, an
+        // ingress-nginx canary pair, else the app's Service (ready-replica ratio).
+        let backends = rollout_backends(&rollout_list, &app)
+            .or_else(|| httproute_backends(&routes, &app, &selects_app))
+            .or_else(|| ingress_backends(&ingress_list, &app, &selects_app))
+            .or_else(|| {
+                svc(&app)
+                    .or_else(|| {
+                        svc_list.iter().find(|s| {
+                            s.pointer("/spec/selector/app").and_then(Value::as_str)
+                                == Some(app.as_str())
+                        })
                     })
-                })
-        });
-        if let Some(r) = route {
-            for b in r
-                .pointer("/spec/rules/0/backendRefs")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let name = b.get("name").and_then(Value::as_str).unwrap_or_default();
-                let w = b
-                    .get("weight")
-                    .and_then(Value::as_f64)
-                    .unwrap_or(1.0)
-                    .max(0.0);
-                backends.push((name.to_string(), w));
-            }
-        } else if let Some(s) = svc(&app).or_else(|| {
-            svc_list.iter().find(|s| {
-                s.pointer("/spec/selector/app").and_then(Value::as_str) == Some(app.as_str())
+                    .map(|s| vec![(name_of(s).to_string(), 1.0)])
             })
-        }) {
-            backends.push((name_of(s).to_string(), 1.0));
-        }
+            .unwrap_or_default();
         let total: f64 = backends.iter().map(|(_, w)| w).sum();
         let prof = profile(&app);
         let mut targets = Vec::new();
@@ -367,6 +363,154 @@ fn routing(sb: &Sandbox, ns: &str) -> BTreeMap<String, Vec<Target>> {
         out.insert(app, targets);
     }
     out
+}
+
+/// An Argo Rollout's split: `status.canary.weights.canary.weight` % to the canary Service,
+/// the rest to the stable Service (whose selectors the controller pins to a pod-template hash).
+fn rollout_backends(rollouts: &[Arc<Value>], app: &str) -> Option<Vec<(String, f64)>> {
+    let ro = rollouts.iter().find(|r| {
+        r.pointer("/spec/selector/matchLabels/app")
+            .or_else(|| r.pointer("/spec/template/metadata/labels/app"))
+            .and_then(Value::as_str)
+            == Some(app)
+    })?;
+    let canary = ro.pointer("/spec/strategy/canary")?;
+    let service = |k: &str| {
+        canary
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let stable = service("stableService")?;
+    let weight = ro
+        .pointer("/status/canary/weights/canary/weight")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0)
+        .clamp(0.0, 100.0);
+    let mut out = vec![(stable, 100.0 - weight)];
+    if let Some(c) = service("canaryService") {
+        out.push((c, weight));
+    }
+    Some(out)
+}
+
+/// The first rule's backendRefs of an HTTPRoute that sends to the app (weights proportional,
+/// default 1).
+fn httproute_backends(
+    routes: &[Arc<Value>],
+    app: &str,
+    selects_app: &dyn Fn(&str, &str) -> bool,
+) -> Option<Vec<(String, f64)>> {
+    let refs = |r: &Value| {
+        r.pointer("/spec/rules/0/backendRefs")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let route = routes.iter().find(|r| {
+        refs(r).iter().any(|b| {
+            b.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| selects_app(n, app))
+        })
+    })?;
+    Some(
+        refs(route)
+            .iter()
+            .map(|b| {
+                let name = b.get("name").and_then(Value::as_str).unwrap_or_default();
+                let w = b
+                    .get("weight")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(1.0)
+                    .max(0.0);
+                (name.to_string(), w)
+            })
+            .collect(),
+    )
+}
+
+/// ingress-nginx's canary annotations.
+pub const NGINX_CANARY: &str = "nginx.ingress.kubernetes.io/canary";
+pub const NGINX_CANARY_WEIGHT: &str = "nginx.ingress.kubernetes.io/canary-weight";
+pub const NGINX_CANARY_WEIGHT_TOTAL: &str = "nginx.ingress.kubernetes.io/canary-weight-total";
+
+/// A canary Ingress's weight and total, as ingress-nginx reads them: integers in strings; a
+/// total that is missing, unreadable or not positive is 100; a weight that is missing or
+/// unreadable is 0, and it is kept within 0..=total.
+pub fn nginx_canary_weight(ing: &Value) -> (f64, f64) {
+    let total = annotation(ing, NGINX_CANARY_WEIGHT_TOTAL)
+        .and_then(|t| t.trim().parse::<i64>().ok())
+        .filter(|t| *t > 0)
+        .unwrap_or(100);
+    let weight = annotation(ing, NGINX_CANARY_WEIGHT)
+        .and_then(|w| w.trim().parse::<i64>().ok())
+        .unwrap_or(0)
+        .clamp(0, total);
+    (weight as f64, total as f64)
+}
+
+fn is_nginx_canary(ing: &Value) -> bool {
+    annotation(ing, NGINX_CANARY).is_some_and(|c| c.trim().eq_ignore_ascii_case("true"))
+}
+
+/// (host, path, service) of every backend an Ingress names.
+fn ingress_paths(ing: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for rule in ing
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let host = rule.get("host").and_then(Value::as_str).unwrap_or_default();
+        for p in rule
+            .pointer("/http/paths")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let path = p.get("path").and_then(Value::as_str).unwrap_or("/");
+            if let Some(svc) = p.pointer("/backend/service/name").and_then(Value::as_str) {
+                out.push((host.to_string(), path.to_string(), svc.to_string()));
+            }
+        }
+    }
+    if let Some(svc) = ing
+        .pointer("/spec/defaultBackend/service/name")
+        .and_then(Value::as_str)
+    {
+        out.push((String::new(), String::new(), svc.to_string()));
+    }
+    out
+}
+
+/// ingress-nginx: the main Ingress that sends a host/path to the app, and a canary Ingress
+/// for the same host/path that takes weight/total of that traffic.
+fn ingress_backends(
+    ingresses: &[Arc<Value>],
+    app: &str,
+    selects_app: &dyn Fn(&str, &str) -> bool,
+) -> Option<Vec<(String, f64)>> {
+    let (host, path, primary) = ingresses
+        .iter()
+        .filter(|i| !is_nginx_canary(i))
+        .flat_map(|i| ingress_paths(i))
+        .find(|(_, _, svc)| selects_app(svc, app))?;
+    let canary = ingresses
+        .iter()
+        .filter(|i| is_nginx_canary(i))
+        .find_map(|i| {
+            ingress_paths(i)
+                .into_iter()
+                .find(|(h, p, _)| *h == host && *p == path)
+                .map(|(_, _, svc)| (svc, nginx_canary_weight(i)))
+        });
+    Some(match canary {
+        Some((svc, (w, total))) => vec![(primary, total - w), (svc, w)],
+        None => vec![(primary, 1.0)],
+    })
 }
 
 /// Standard normal from two uniforms (Box–Muller).
@@ -447,4 +591,176 @@ fn step(
         .collect();
     st.hists
         .retain(|k, _| alive_versions.contains_key(k) || live_versions.contains_key(k));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::controllers::{ingresses, rollouts};
+    use crate::sandbox::patch::json_merge_patch;
+    use crate::sandbox::store::WriteOpts;
+    use crate::sandbox::test_fixtures::{run_for, sandbox};
+    use serde_json::json;
+
+    /// An app's share of traffic per version (image tag).
+    fn shares(sb: &Sandbox, ns: &str, app: &str) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for t in routing(sb, ns).remove(app).unwrap_or_default() {
+            *out.entry(t.version).or_insert(0.0) += t.share;
+        }
+        out
+    }
+
+    fn near(got: Option<&f64>, want: f64) -> bool {
+        got.is_some_and(|g| (g - want).abs() < 1e-9)
+    }
+
+    fn annotate(sb: &Sandbox, name: &str, annotations: Value) {
+        sb.store
+            .modify(
+                ingresses(),
+                "production",
+                name,
+                &WriteOpts::controller("kubectl"),
+                |o| {
+                    json_merge_patch(o, &json!({"metadata": {"annotations": annotations}}));
+                    Ok(())
+                },
+            )
+            .expect("annotate");
+    }
+
+    #[test]
+    fn every_router_splits_the_seeded_canaries() {
+        let sb = sandbox(true);
+        // HTTPRoute 90/10.
+        let s = shares(&sb, "production", "checkout");
+        assert!(near(s.get("1.5.0"), 0.1), "{s:?}");
+        // Replica ratio: 3 stable pods and 1 canary pod behind one Service.
+        let s = shares(&sb, "production", "search");
+        assert!(
+            near(s.get("4.2.0"), 0.25) && near(s.get("4.1.0"), 0.75),
+            "{s:?}"
+        );
+        let s = shares(&sb, "staging", "search");
+        assert!(near(s.get("4.2.0"), 1.0 / 3.0), "{s:?}");
+        // ingress-nginx canary-weight 10 (of 100).
+        let s = shares(&sb, "production", "catalog");
+        assert!(
+            near(s.get("7.1.0"), 0.1) && near(s.get("7.0.3"), 0.9),
+            "{s:?}"
+        );
+        // Argo Rollout at 20 %.
+        for ns in ["production", "staging"] {
+            let s = shares(&sb, ns, "cart");
+            assert!(
+                near(s.get("2.1.0"), 0.2) && near(s.get("2.0.0"), 0.8),
+                "{ns}: {s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn nginx_canary_annotations_move_the_weight() {
+        let sb = sandbox(true);
+        let canary = |sb: &Sandbox| shares(sb, "production", "catalog").get("7.1.0").copied();
+        annotate(&sb, "catalog-canary", json!({NGINX_CANARY_WEIGHT: "50"}));
+        assert!(near(canary(&sb).as_ref(), 0.5));
+        annotate(
+            &sb,
+            "catalog-canary",
+            json!({NGINX_CANARY_WEIGHT_TOTAL: "200"}),
+        );
+        assert!(near(canary(&sb).as_ref(), 0.25));
+        annotate(&sb, "catalog-canary", json!({NGINX_CANARY_WEIGHT: "500"}));
+        assert!(
+            near(canary(&sb).as_ref(), 1.0),
+            "weight capped at the total"
+        );
+        // Not a number: 0, and no panic.
+        annotate(
+            &sb,
+            "catalog-canary",
+            json!({NGINX_CANARY_WEIGHT: "ten", NGINX_CANARY_WEIGHT_TOTAL: "lots"}),
+        );
+        assert_eq!(canary(&sb), None);
+        assert!(near(shares(&sb, "production", "catalog").get("7.0.3"), 1.0));
+        annotate(&sb, "catalog-canary", json!({NGINX_CANARY_WEIGHT: "30"}));
+        assert!(near(canary(&sb).as_ref(), 0.3));
+        // canary "false" (or missing): the Ingress is not a canary and is ignored.
+        annotate(&sb, "catalog-canary", json!({NGINX_CANARY: "false"}));
+        assert_eq!(canary(&sb), None);
+        annotate(&sb, "catalog-canary", json!({NGINX_CANARY: null}));
+        assert_eq!(canary(&sb), None);
+    }
+
+    #[test]
+    fn nginx_weights_parse_like_ingress_nginx() {
+        let ing = |a: Value| json!({"metadata": {"annotations": a}});
+        assert_eq!(nginx_canary_weight(&ing(json!({}))), (0.0, 100.0));
+        assert_eq!(
+            nginx_canary_weight(&ing(json!({NGINX_CANARY_WEIGHT: " 10 "}))),
+            (10.0, 100.0)
+        );
+        assert_eq!(
+            nginx_canary_weight(&ing(json!({NGINX_CANARY_WEIGHT: "-5"}))),
+            (0.0, 100.0)
+        );
+        assert_eq!(
+            nginx_canary_weight(&ing(json!({NGINX_CANARY_WEIGHT: "12.5"}))),
+            (0.0, 100.0)
+        );
+        assert_eq!(
+            nginx_canary_weight(&ing(
+                json!({NGINX_CANARY_WEIGHT: "3", NGINX_CANARY_WEIGHT_TOTAL: "0"})
+            )),
+            (3.0, 100.0)
+        );
+        assert_eq!(nginx_canary_weight(&json!({})), (0.0, 100.0));
+    }
+
+    #[test]
+    fn replica_ratio_follows_ready_replicas() {
+        let sb = sandbox(true);
+        sb.store
+            .modify(
+                crate::sandbox::controllers::deployments(),
+                "production",
+                "search-canary",
+                &WriteOpts::controller("kubectl"),
+                |o| {
+                    o["spec"]["replicas"] = json!(3);
+                    Ok(())
+                },
+            )
+            .expect("scale");
+        // New pods get traffic only once Ready.
+        run_for(&sb, 1);
+        assert!(near(shares(&sb, "production", "search").get("4.2.0"), 0.25));
+        run_for(&sb, 10);
+        assert!(near(shares(&sb, "production", "search").get("4.2.0"), 0.5));
+    }
+
+    #[test]
+    fn rollout_weights_route_cart() {
+        let sb = sandbox(true);
+        sb.store
+            .modify(
+                rollouts(),
+                "production",
+                "cart",
+                &WriteOpts::status("kubectl"),
+                |o| {
+                    json_merge_patch(o, &json!({"status": {"abort": true}}));
+                    Ok(())
+                },
+            )
+            .expect("abort");
+        run_for(&sb, 5);
+        let s = shares(&sb, "production", "cart");
+        assert!(
+            near(s.get("2.0.0"), 1.0) && !s.contains_key("2.1.0"),
+            "{s:?}"
+        );
+    }
 }

@@ -8,7 +8,9 @@
 //! is why `422-invalid-label-value.json` lists the same cause three times.
 
 use k8s_openapi::Resource;
-use k8s_openapi::api::{apps::v1 as apps, core::v1 as core, events::v1 as events};
+use k8s_openapi::api::{
+    apps::v1 as apps, core::v1 as core, events::v1 as events, networking::v1 as networking,
+};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -735,6 +737,7 @@ pub fn check_types(kind: &str, group: &str, _name: &str, obj: &Value) -> ApiResu
         ("", "Namespace") => decode::<core::Namespace>(obj),
         ("", "Event") => decode::<core::Event>(obj),
         ("events.k8s.io", "Event") => decode::<events::Event>(obj),
+        ("networking.k8s.io", "Ingress") => decode::<networking::Ingress>(obj),
         _ => return Ok(()),
     };
     let Err((err, decoded_value)) = decoded else {

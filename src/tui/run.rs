@@ -9,15 +9,20 @@ use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures::StreamExt;
 use jiff::Timestamp;
 use kube::Client;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::terminal;
+use crate::app::dialog::{Access, Availability};
 use crate::app::msg::{Cmd, Msg};
 use crate::app::state::{AppState, Conn, EnvState};
 use crate::app::update;
+use crate::audit::Operator;
+use crate::cluster::actions::{
+    self, ExecuteOptions, Goal, Operation, Plan, PlanOptions, RouterKind, Verb,
+};
+use crate::cluster::client;
 use crate::cluster::logs::LogFollower;
 use crate::config::keymap::Keymap;
 use crate::metrics::MetricsClient;
@@ -45,36 +50,148 @@ pub struct Options {
     pub chart_window: i64,
     pub keymap: Keymap,
     pub ui: UiContext,
+    /// Where actions are recorded.
+    pub audit_log: PathBuf,
+    /// Canary steps for promote (percent).
+    pub canary_steps: Vec<u32>,
+    /// Per-app router overrides from the config.
+    pub routers: std::collections::BTreeMap<String, RouterKind>,
 }
 
 /// How often metrics are refreshed.
 const METRICS_EVERY: Duration = Duration::from_secs(10);
 
-/// A Kubernetes client for a kubeconfig context, or why there is none.
-async fn client_for(kubeconfig: Option<&PathBuf>, context: Option<&str>) -> Result<Client, String> {
-    let kc = match kubeconfig {
-        Some(p) => {
-            Kubeconfig::read_from(p).map_err(|e| format!("kubeconfig {}: {e}", p.display()))?
+/// What the action tasks need of the runtime.
+#[derive(Clone)]
+struct ActionCtx {
+    tx: UnboundedSender<Msg>,
+    operator: Operator,
+    audit_log: PathBuf,
+    steps: Vec<u32>,
+    routers: std::collections::BTreeMap<String, RouterKind>,
+}
+
+/// Which actions `app` allows: its release kind decides which apply, a SelfSubjectAccessReview
+/// per object decides which are permitted.
+async fn check_access(
+    env: usize,
+    client: Client,
+    ns: String,
+    app: String,
+    router: Option<RouterKind>,
+    tx: UnboundedSender<Msg>,
+) {
+    let release = actions::detect(&client, &ns, &app, router).await;
+    let access = match release {
+        Err(e) => Access {
+            app: app.clone(),
+            release: String::new(),
+            verbs: Verb::ALL
+                .iter()
+                .map(|v| (*v, Availability::NotApplicable(e.to_string())))
+                .collect(),
+        },
+        Ok(release) => {
+            let mut verbs = Vec::new();
+            for v in Verb::ALL {
+                let a = match actions::required(&release, v) {
+                    Err(why) => Availability::NotApplicable(why),
+                    Ok(perms) => match actions::check_permissions(&client, &ns, &perms).await {
+                        Ok(answers) => match answers.into_iter().flatten().next() {
+                            Some(why) => Availability::Denied(why),
+                            None => Availability::Available,
+                        },
+                        // Unknown: offer it; the plan checks again and the server decides.
+                        Err(_) => Availability::Available,
+                    },
+                };
+                verbs.push((v, a));
+            }
+            Access {
+                app: app.clone(),
+                release: release.describe(),
+                verbs,
+            }
         }
-        None => Kubeconfig::read().map_err(|e| format!("kubeconfig: {e}"))?,
     };
-    if let Some(ctx) = context
-        && !kc.contexts.iter().any(|c| c.name == ctx)
-    {
-        let known: Vec<&str> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
-        return Err(format!(
-            "context `{ctx}` not in the kubeconfig; known contexts: {}",
-            known.join(", ")
-        ));
+    let _ = tx.send(Msg::Access { env, access });
+}
+
+async fn plan_action(
+    env: usize,
+    client: Client,
+    ns: String,
+    app: String,
+    verb: Verb,
+    to_revision: Option<i64>,
+    ctx: ActionCtx,
+) {
+    let opts = PlanOptions {
+        to_revision,
+        steps: ctx.steps.clone(),
+        router: ctx.routers.get(&app).copied(),
+        ..PlanOptions::default()
+    };
+    let result = async {
+        let plan = actions::plan(&client, &ns, &app, verb, &opts)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !plan.noop
+            && let Some(denied) = actions::denied_reason(&client, &plan)
+                .await
+                .map_err(|e| e.to_string())?
+        {
+            return Err(format!("not permitted: {denied}"));
+        }
+        let history = match &plan.goal {
+            Goal::Revision { deployment, .. } => actions::history(&client, &ns, deployment)
+                .await
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        Ok((plan, history))
     }
-    let opts = KubeConfigOptions {
-        context: context.map(str::to_string),
-        ..Default::default()
+    .await;
+    let _ = ctx.tx.send(Msg::Planned {
+        env,
+        app,
+        verb,
+        result,
+    });
+}
+
+async fn execute_action(env: usize, client: Client, op: Operation, plan: Plan, ctx: ActionCtx) {
+    let opts = ExecuteOptions {
+        dry_run: false,
+        audit_log: ctx.audit_log.clone(),
     };
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &opts)
+    let result = actions::execute(&client, &plan, &op, &opts)
         .await
-        .map_err(|e| format!("context {}: {e}", context.unwrap_or("(current)")))?;
-    Client::try_from(cfg).map_err(|e| format!("client: {e}"))
+        .map(|done| {
+            let mut text = if done.applied.unchanged {
+                "already as asked, nothing sent".to_string()
+            } else {
+                format!(
+                    "applied in {} ms: {}",
+                    done.duration_ms,
+                    done.applied.plan.changes.join("; ")
+                )
+            };
+            if done.applied.retried {
+                text.push_str(" (retried after a concurrent change)");
+            }
+            if let Some((_, o)) = done.audit {
+                text.push_str(&format!(" · audit #{o}"));
+            }
+            text
+        })
+        .map_err(|e| e.to_string());
+    let _ = ctx.tx.send(Msg::Executed {
+        env,
+        app: plan.app.clone(),
+        verb: plan.verb,
+        result,
+    });
 }
 
 /// Refresh one environment's metrics: the apps and window come from `want`.
@@ -117,12 +234,73 @@ async fn poll_metrics(
 struct EnvRuntime {
     logs: Option<LogFollower>,
     metrics: watch::Sender<(Vec<String>, i64)>,
+    client: Option<Client>,
+    name: String,
+    context: String,
+    namespace: String,
+    kube_user: Option<String>,
 }
 
-fn run_cmds(cmds: Vec<Cmd>, envs: &mut [EnvRuntime]) -> bool {
+fn run_cmds(cmds: Vec<Cmd>, envs: &mut [EnvRuntime], ctx: &ActionCtx) -> bool {
     let mut quit = false;
     for c in cmds {
         match c {
+            Cmd::CheckAccess { env, app } => {
+                if let Some(e) = envs.get(env)
+                    && let Some(client) = &e.client
+                {
+                    tokio::spawn(check_access(
+                        env,
+                        client.clone(),
+                        e.namespace.clone(),
+                        app.clone(),
+                        ctx.routers.get(&app).copied(),
+                        ctx.tx.clone(),
+                    ));
+                }
+            }
+            Cmd::Plan {
+                env,
+                app,
+                verb,
+                to_revision,
+            } => match envs.get(env).and_then(|e| e.client.clone().map(|c| (e, c))) {
+                Some((e, client)) => {
+                    tokio::spawn(plan_action(
+                        env,
+                        client,
+                        e.namespace.clone(),
+                        app,
+                        verb,
+                        to_revision,
+                        ctx.clone(),
+                    ));
+                }
+                None => {
+                    let _ = ctx.tx.send(Msg::Planned {
+                        env,
+                        app,
+                        verb,
+                        result: Err("no connection to this environment's cluster".into()),
+                    });
+                }
+            },
+            Cmd::Execute { env, plan, reason } => {
+                if let Some(e) = envs.get(env)
+                    && let Some(client) = e.client.clone()
+                {
+                    let mut operator = ctx.operator.clone();
+                    operator.kube_user = e.kube_user.clone();
+                    let op = Operation {
+                        environment: e.name.clone(),
+                        context: e.context.clone(),
+                        operator,
+                        reason,
+                        drill: false,
+                    };
+                    tokio::spawn(execute_action(env, client, op, *plan, ctx.clone()));
+                }
+            }
             Cmd::Quit => quit = true,
             Cmd::FollowLogs { env, app, pods } => {
                 if let Some(f) = envs.get_mut(env).and_then(|e| e.logs.as_mut()) {
@@ -144,12 +322,13 @@ pub async fn run(opts: Options) -> Result<()> {
     let cancel = CancellationToken::new();
     let (tx, mut rx) = unbounded_channel::<Msg>();
     let mut sandbox = None;
+    let operator = Operator::current(None);
+    let agent = client::operator_tag(&operator);
     let specs: Vec<(EnvSpec, Result<Client, String>)> = if opts.envs.is_empty() {
         let running = crate::sandbox::start(crate::sandbox::Config::default())
             .await
             .wrap_err("starting the built-in sandbox")?;
-        let cfg = kube::Config::new(running.url().parse().wrap_err("sandbox URL")?);
-        let client = Client::try_from(cfg).map_err(|e| e.to_string());
+        let client = client::for_url(&running.url(), &agent);
         let prom = Some(running.prometheus_url());
         sandbox = Some(running);
         ["staging", "production"]
@@ -169,7 +348,9 @@ pub async fn run(opts: Options) -> Result<()> {
     } else {
         let mut out = Vec::new();
         for spec in &opts.envs {
-            let client = client_for(opts.kubeconfig.as_ref(), spec.context.as_deref()).await;
+            let client =
+                client::for_context(opts.kubeconfig.as_deref(), spec.context.as_deref(), &agent)
+                    .await;
             out.push((spec.clone(), client));
         }
         out
@@ -229,12 +410,32 @@ pub async fn run(opts: Options) -> Result<()> {
             }
         };
         envs.push(env);
-        runtimes.push(EnvRuntime { logs, metrics: mtx });
+        runtimes.push(EnvRuntime {
+            logs,
+            metrics: mtx,
+            client: client.as_ref().ok().cloned(),
+            name: spec.name.clone(),
+            context: envs.last().map(|e| e.context.clone()).unwrap_or_default(),
+            namespace: spec.namespace.clone(),
+            kube_user: if sandbox.is_some() {
+                Some("sandbox-admin".to_string())
+            } else {
+                client::kube_user(opts.kubeconfig.as_deref(), spec.context.as_deref())
+            },
+        });
     }
+    let ctx = ActionCtx {
+        tx: tx.clone(),
+        operator: operator.clone(),
+        audit_log: opts.audit_log.clone(),
+        steps: opts.canary_steps.clone(),
+        routers: opts.routers.clone(),
+    };
     let mut state = AppState::new(envs, now, opts.chart_window);
     state.sandbox = sandbox.is_some();
     state.read_only = opts.read_only;
-    run_cmds(state.start(), &mut runtimes);
+    state.operator = agent.clone();
+    run_cmds(state.start(), &mut runtimes, &ctx);
 
     let mut guard = terminal::enter().wrap_err("taking over the terminal")?;
     let size = guard.terminal.size().unwrap_or_default();
@@ -256,7 +457,9 @@ pub async fn run(opts: Options) -> Result<()> {
         let first = tokio::select! {
             ev = keys.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => {
-                    if state.filter_input.is_some() {
+                    if state.dialog.is_some() {
+                        Some(Msg::DialogKey(k))
+                    } else if state.filter_input.is_some() {
                         Some(Msg::FilterKey(k))
                     } else {
                         opts.keymap.action_for(&k).map(Msg::Action)
@@ -284,7 +487,7 @@ pub async fn run(opts: Options) -> Result<()> {
         for m in batch {
             let out = update::update(&mut state, m);
             dirty |= out.dirty;
-            quit |= run_cmds(out.cmds, &mut runtimes);
+            quit |= run_cmds(out.cmds, &mut runtimes, &ctx);
         }
         if quit || state.quit {
             break;

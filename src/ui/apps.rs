@@ -1,7 +1,8 @@
 //! The apps table: one row per app with its strategy, versions (one line each, plus an old
 //! version still serving during a rolling update), revision, rollout status and the latest
-//! error ratio and p99 of each version. As the pane narrows the router, the track names and
-//! the revision go, then the status shortens and the two metrics share a column.
+//! error ratio and p99 of each version. As the pane narrows the router's name shortens
+//! (`Argo Rollouts` → `Argo`) and goes, then the track names and the revision go, then the
+//! status shortens and the two metrics share a column.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
@@ -20,39 +21,53 @@ use crate::app::state::{AppView, Conn, EnvState, Pane, Rollout, Router, Strategy
 #[derive(Clone, Copy)]
 struct Detail {
     router: bool,
+    /// The router's short name.
+    short_router: bool,
     track: bool,
     rev: bool,
     /// Short rollout words, errors and p99 in one column.
     compact: bool,
 }
 
-const DETAILS: [Detail; 5] = [
+const DETAILS: [Detail; 6] = [
     Detail {
         router: true,
+        short_router: false,
+        track: true,
+        rev: true,
+        compact: false,
+    },
+    Detail {
+        router: true,
+        short_router: true,
         track: true,
         rev: true,
         compact: false,
     },
     Detail {
         router: false,
+        short_router: true,
         track: true,
         rev: true,
         compact: false,
     },
     Detail {
         router: false,
+        short_router: true,
         track: false,
         rev: true,
         compact: false,
     },
     Detail {
         router: false,
+        short_router: true,
         track: false,
         rev: false,
         compact: false,
     },
     Detail {
         router: false,
+        short_router: true,
         track: false,
         rev: false,
         compact: true,
@@ -207,7 +222,7 @@ fn cells<'a>(v: &EnvView<'a>, app: &'a AppView, d: Detail) -> Vec<Text<'a>> {
     }
     let mut row = vec![
         Text::from(truncate(&sanitize(&app.name), MAX_NAME).into_owned()),
-        Text::from(strategy(app, d.router)),
+        Text::from(strategy(app, d.router.then_some(d.short_router))),
         Text::from(versions),
     ];
     if d.rev {
@@ -255,27 +270,36 @@ fn metric<'a>(value: Latest, limit: f64, fmt: fn(f64) -> String, v: &EnvView) ->
     )
 }
 
-/// `canary 10% (HTTPRoute)`, `blue/green → blue`, `rolling`; shorter without the router.
-fn strategy(app: &AppView, router: bool) -> String {
+/// What splits the traffic, by kind: in full, or short.
+fn router_name(r: &Router, short: bool) -> &'static str {
+    match (r, short) {
+        (Router::HttpRoute(_), _) => "HTTPRoute",
+        (Router::ReplicaRatio(_), _) => "replicas",
+        (Router::Nginx(_), false) => "ingress-nginx",
+        (Router::Nginx(_), true) => "nginx",
+        (Router::Argo(_), false) => "Argo Rollouts",
+        (Router::Argo(_), true) => "Argo",
+        (Router::Unknown, _) => "no router",
+    }
+}
+
+/// `canary 10% (HTTPRoute)`, `blue/green → blue`, `rolling`; shorter without the router
+/// (`router`: whether to name it, and shortly).
+fn strategy(app: &AppView, router: Option<bool>) -> String {
     match &app.strategy {
         Strategy::Canary {
             router: r,
             canary_weight,
         } => {
             let weight = canary_weight.map_or("?".into(), |w| format!("{w:.0}"));
-            let via = match r {
-                Router::HttpRoute(_) => "HTTPRoute",
-                Router::ReplicaRatio(_) => "replicas",
-            };
-            if router {
-                format!("canary {weight}% ({via})")
-            } else {
-                format!("canary {weight}%")
+            match router {
+                Some(short) => format!("canary {weight}% ({})", router_name(r, short)),
+                None => format!("canary {weight}%"),
             }
         }
         Strategy::BlueGreen { active, .. } => {
             let active = truncate(&sanitize(active), MAX_TRACK).into_owned();
-            if router {
+            if router.is_some() {
                 format!("blue/green → {active}")
             } else {
                 format!("b/g → {active}")
@@ -296,6 +320,19 @@ fn rollout_line<'a>(app: &'a AppView, v: &EnvView, compact: bool) -> Line<'a> {
         Rollout::Failed(_) if compact => Line::styled("timed out", t.error),
         Rollout::Failed(_) => Line::styled("deadline exceeded", t.error),
         Rollout::Paused => Line::styled("paused", t.warn),
+        Rollout::Step {
+            step,
+            steps,
+            paused: true,
+        } if compact => Line::styled(format!("paused {step}/{steps}"), t.warn),
+        Rollout::Step {
+            step,
+            steps,
+            paused: true,
+        } => Line::styled(format!("paused at step {step}/{steps}"), t.warn),
+        Rollout::Step { step, steps, .. } => Line::styled(format!("step {step}/{steps}"), t.warn),
+        Rollout::Degraded { aborted: true, .. } => Line::styled("aborted", t.error),
+        Rollout::Degraded { .. } => Line::styled("degraded", t.error),
     }
 }
 

@@ -5,13 +5,14 @@ use std::borrow::Cow;
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
-use ratatui::style::Style;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 
 use super::UiContext;
 use super::text::{sanitize, width};
 use super::values::age;
 use crate::app::Action;
+use crate::app::dialog::Availability;
 use crate::app::state::{AppState, Strategy};
 
 /// The keys worth a reminder, with their short names, in order of importance.
@@ -80,10 +81,23 @@ fn hints<'a>(state: &AppState, ctx: &'a UiContext, room: usize) -> Line<'a> {
     let strategy = env
         .and_then(|e| e.apps.get(e.selected_app))
         .map(|a| &a.strategy);
-    let applies = |a: Action| match a {
-        Action::Promote | Action::Abort => matches!(strategy, Some(Strategy::Canary { .. })),
-        Action::Flip => matches!(strategy, Some(Strategy::BlueGreen { .. })),
-        _ => true,
+    // What the runtime found out for the selected app (release kind and RBAC), when known.
+    let access = env.and_then(|e| {
+        let app = e.apps.get(e.selected_app)?;
+        e.access.as_ref().filter(|a| a.app == app.name)
+    });
+    let availability = |a: Action| {
+        let verb = crate::app::update::verb_of(a)?;
+        access.and_then(|x| x.of(verb))
+    };
+    let applies = |a: Action| match availability(a) {
+        Some(Availability::NotApplicable(_)) => false,
+        Some(_) => true,
+        None => match a {
+            Action::Promote | Action::Abort => matches!(strategy, Some(Strategy::Canary { .. })),
+            Action::Flip => matches!(strategy, Some(Strategy::BlueGreen { .. })),
+            _ => true,
+        },
     };
     let mut spans = Vec::new();
     let mut used = 0;
@@ -99,6 +113,15 @@ fn hints<'a>(state: &AppState, ctx: &'a UiContext, room: usize) -> Line<'a> {
             break;
         }
         used += w;
+        // RBAC says no: still listed (so it is not a mystery), struck through; the key
+        // says why.
+        if matches!(availability(*action), Some(Availability::Denied(_))) {
+            let struck = ctx.theme.dim.add_modifier(Modifier::CROSSED_OUT);
+            spans.push(Span::styled(format!(" {key}"), struck));
+            spans.push(Span::styled(format!(" {label}"), struck));
+            spans.push(Span::raw(" "));
+            continue;
+        }
         spans.push(Span::styled(format!(" {key}"), ctx.theme.title));
         spans.push(Span::raw(format!(" {label} ")));
     }

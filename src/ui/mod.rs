@@ -5,6 +5,7 @@
 
 mod apps;
 mod charts;
+mod confirm;
 mod env;
 mod events;
 mod footer;
@@ -71,6 +72,9 @@ pub fn render(frame: &mut Frame, state: &AppState, ctx: &UiContext) {
         buf.set_line(body.x, body.y, &msg, body.width);
     }
     footer::render(buf, footer_area, state, ctx);
+    if let Some(d) = &state.dialog {
+        confirm::render(buf, area, state, d, ctx);
+    }
     if state.help {
         help::render(buf, area, ctx);
     }

@@ -14,7 +14,7 @@ use super::EnvView;
 use super::layout::MAX_POD_ROWS;
 use super::text::{ellipsize_middle, fit_columns, sanitize, truncate, width};
 use super::values::{age, more};
-use crate::app::derive::selects;
+use crate::app::derive::{app_selectors, selects};
 use crate::app::state::{AppView, EnvState, Labels, Pane, PodView};
 use crate::config::theme::Theme;
 
@@ -39,8 +39,8 @@ pub(super) struct AppPods<'a> {
 
 impl<'a> AppPods<'a> {
     /// One pass over the environment's pods, keeping only those near the selection. The app's
-    /// pods are those `derive::app_pods` lists (selected by one of its Deployments, in name
-    /// order), which `EnvState::selected_pod` indexes.
+    /// pods are those `derive::app_pods` lists (selected by one of its Deployments or its
+    /// Rollout, in name order), which `EnvState::selected_pod` indexes.
     pub fn near_selection(env: &'a EnvState, app: Option<&AppView>) -> AppPods<'a> {
         let Some(app) = app else {
             return AppPods {
@@ -49,12 +49,7 @@ impl<'a> AppPods<'a> {
                 near: Vec::new(),
             };
         };
-        let selectors: Vec<&Labels> = app
-            .versions
-            .iter()
-            .filter_map(|v| env.deployments.get(&v.deployment))
-            .map(|d| &d.selector)
-            .collect();
+        let selectors: Vec<&Labels> = app_selectors(env, app);
         let scan = |selected: usize| {
             let first = (selected + 1).saturating_sub(MAX_POD_ROWS);
             let keep = first..selected + MAX_POD_ROWS;

@@ -111,7 +111,7 @@ pub(crate) fn old_series<'a>(
 
 /// Whether an app needs attention now: a failed rollout, or any version over a limit.
 pub(crate) fn failing(env: &EnvState, app: &AppView, max_error: f64, max_p99: f64) -> bool {
-    if matches!(app.rollout, Rollout::Failed(_)) {
+    if matches!(app.rollout, Rollout::Failed(_) | Rollout::Degraded { .. }) {
         return true;
     }
     let metrics = env.metrics.get(&app.name);

@@ -83,3 +83,45 @@ pub async fn denied_reason(client: &Client, plan: &Plan) -> Result<Option<String
     let answers = check_permissions(client, &plan.namespace, &perms).await?;
     Ok(answers.into_iter().flatten().next())
 }
+
+/// The permissions `verb` needs on `release`, without reading anything more; `Err` says why
+/// the verb does not apply to this kind of release.
+pub fn required(release: &super::Release, verb: super::Verb) -> Result<Vec<Permission>, String> {
+    use super::{ReleaseKind, Router, Verb};
+    let patch = |res: Res, name: &str, sub: Option<&'static str>| Permission {
+        verb: "patch",
+        res,
+        subresource: sub,
+        name: Some(name.to_string()),
+    };
+    let kind = release.describe();
+    let app = &release.app;
+    let canary_only = || Err(format!("{verb} is for canaries; {app} is {kind}"));
+    match (&release.kind, verb) {
+        (
+            ReleaseKind::Canary { router, .. },
+            Verb::Promote | Verb::PromoteFull | Verb::Abort | Verb::Rollback,
+        ) => Ok(match router {
+            Router::HttpRoute { route, .. } => vec![patch(Res::HTTPROUTE, route, None)],
+            Router::Nginx { ingress } => vec![patch(Res::INGRESS, ingress, None)],
+            Router::ReplicaRatio { stable, canary, .. } => vec![
+                patch(Res::DEPLOYMENT, stable, None),
+                patch(Res::DEPLOYMENT, canary, None),
+            ],
+            Router::Argo { rollout } => vec![patch(Res::ROLLOUT, rollout, Some("status"))],
+        }),
+        (_, Verb::Promote | Verb::PromoteFull | Verb::Abort) => canary_only(),
+        (ReleaseKind::BlueGreen { service, .. }, Verb::Flip | Verb::Rollback) => {
+            Ok(vec![patch(Res::SERVICE, service, None)])
+        }
+        (_, Verb::Flip) => Err(format!("flip is for blue/green apps; {app} is {kind}")),
+        (ReleaseKind::Rolling { deployment }, Verb::Rollback) => {
+            Ok(vec![patch(Res::DEPLOYMENT, deployment, None)])
+        }
+        (_, Verb::Pause | Verb::Resume | Verb::Restart) => {
+            let (res, name) =
+                super::workload::target(release, verb, None).map_err(|e| e.to_string())?;
+            Ok(vec![patch(res, &name, None)])
+        }
+    }
+}

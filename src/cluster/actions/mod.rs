@@ -30,7 +30,7 @@ use kube::api::{
 };
 use serde_json::Value;
 
-pub use access::{Permission, check_permissions, denied_reason};
+pub use access::{Permission, check_permissions, denied_reason, required};
 pub use detect::{Release, ReleaseKind, Router, RouterKind, detect};
 pub use execute::{ExecuteOptions, Executed, Operation, execute};
 pub use rollback::{Revision, history};
@@ -484,10 +484,13 @@ async fn goal_for(
     }
 }
 
-/// Now, to the second, as RFC 3339 (what `kubectl rollout restart` writes).
+/// Now as RFC 3339, to the millisecond (kubectl writes seconds; two restarts within a second
+/// must still both restart).
 pub(crate) fn now_rfc3339() -> String {
     let now = jiff::Timestamp::now();
-    now.round(jiff::Unit::Second).unwrap_or(now).to_string()
+    now.round(jiff::Unit::Millisecond)
+        .unwrap_or(now)
+        .to_string()
 }
 
 /// Plan toward a goal on the state as it is now.
