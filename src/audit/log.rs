@@ -264,7 +264,10 @@ mod tests {
         let head = read_anchor(log.path()).ok().flatten();
         let last = written.last().cloned();
         assert_eq!(head.as_ref().map(|h| h.seq), last.as_ref().map(|w| w.seq));
-        assert_eq!(head.as_ref().map(|h| &h.hash), last.as_ref().map(|w| &w.hash));
+        assert_eq!(
+            head.as_ref().map(|h| &h.hash),
+            last.as_ref().map(|w| &w.hash)
+        );
         assert_eq!(head.map(|h| h.len), len);
     }
 
@@ -335,13 +338,13 @@ mod tests {
         );
         // Last line edited (same length, so only the hash tells).
         let mut edited = bytes.clone();
-        let at = cut + String::from_utf8_lossy(&bytes[cut..]).find("note").unwrap_or(0);
+        let at = cut
+            + String::from_utf8_lossy(&bytes[cut..])
+                .find("note")
+                .unwrap_or(0);
         edited[at + 1] = b'a';
         std::fs::write(log.path(), &edited).expect("write");
-        assert_eq!(
-            refused(&mut log),
-            Some((3, BreakReason::AnchorMismatch))
-        );
+        assert_eq!(refused(&mut log), Some((3, BreakReason::AnchorMismatch)));
         // Nothing was appended by the refusals.
         assert_eq!(
             std::fs::read(log.path()).map(|b| b.len()).ok(),
