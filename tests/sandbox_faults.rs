@@ -414,3 +414,156 @@ fn a_manual_clock_and_seed_make_runs_reproducible() {
     let (_, clock) = http_request("GET", &format!("{}/sandbox/v1/clock", a.url), "", "");
     assert!(clock.contains("2026-11-20T10:00:30Z"), "{clock}");
 }
+
+#[test]
+fn traffic_follows_replica_ratio_ingress_nginx_and_rollout_weights() {
+    let sb = SandboxProc::start(&["--speed", "20"]);
+    std::thread::sleep(Duration::from_secs(4));
+    let canary = |app: &str, version: &str| {
+        let share = rate_share(&sb, app, "60s");
+        by_version(&share, version).unwrap_or(0.0)
+    };
+    // Replica ratio: 3 stable pods + 1 canary behind Service `search`.
+    let s = canary("search", "4.2.0");
+    assert!((0.15..0.35).contains(&s), "search 3:1, canary share {s}");
+    // ingress-nginx: canary-weight 10 of 100.
+    let s = canary("catalog", "7.1.0");
+    assert!((0.05..0.15).contains(&s), "catalog canary-weight 10: {s}");
+    // Argo Rollout paused at setWeight 20.
+    let s = canary("cart", "2.1.0");
+    assert!((0.13..0.27).contains(&s), "cart at 20 %: {s}");
+
+    // Move every weight at once.
+    sb.kubectl_ok(&[
+        "scale",
+        "deployment/search-canary",
+        "--replicas=3",
+        "-n",
+        "production",
+    ]);
+    sb.kubectl_ok(&[
+        "annotate",
+        "ingress",
+        "catalog-canary",
+        "-n",
+        "production",
+        "--overwrite",
+        "nginx.ingress.kubernetes.io/canary-weight=50",
+    ]);
+    sb.kubectl_ok(&[
+        "patch",
+        "rollout",
+        "cart",
+        "-n",
+        "production",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"abort":true}}"#,
+    ]);
+    std::thread::sleep(Duration::from_secs(4));
+    let s = canary("search", "4.2.0");
+    assert!((0.4..0.6).contains(&s), "search 3:3, canary share {s}");
+    let s = canary("catalog", "7.1.0");
+    assert!((0.4..0.6).contains(&s), "catalog canary-weight 50: {s}");
+    let s = canary("cart", "2.1.0");
+    assert!(s < 0.02, "cart aborted: canary share {s}");
+
+    // A weight that is not a number counts as 0 (and breaks nothing); a full promote moves
+    // everything to the new version.
+    sb.kubectl_ok(&[
+        "annotate",
+        "ingress",
+        "catalog-canary",
+        "-n",
+        "production",
+        "--overwrite",
+        "nginx.ingress.kubernetes.io/canary-weight=half",
+    ]);
+    sb.kubectl_ok(&[
+        "patch",
+        "rollout",
+        "cart",
+        "-n",
+        "production",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"abort":false,"promoteFull":true}}"#,
+    ]);
+    std::thread::sleep(Duration::from_secs(4));
+    let s = canary("catalog", "7.1.0");
+    assert!(s < 0.02, "catalog canary-weight 'half' = 0: {s}");
+    let s = canary("cart", "2.1.0");
+    assert!(s > 0.9, "cart fully promoted: {s}");
+    assert_eq!(
+        sb.jsonpath("rollout", "cart", "production", "{.status.phase}"),
+        "Healthy"
+    );
+}
+
+#[test]
+fn an_api_delay_holds_writes_in_its_namespace_only() {
+    let sb = SandboxProc::start(&[]);
+    let fault: Value = serde_json::from_str(&http_post_json(
+        &format!("{}/sandbox/v1/faults", sb.url),
+        r#"{"namespace":"staging","kind":"apiDelay","value":3}"#,
+    ))
+    .expect("fault");
+    assert_eq!(fault["kind"], "apiDelay");
+    let annotate = |ns: &str, v: &str| {
+        let started = std::time::Instant::now();
+        sb.kubectl_ok(&[
+            "annotate",
+            "deployment",
+            "frontend",
+            "-n",
+            ns,
+            "--overwrite",
+            &format!("kockpit.example/drill={v}"),
+        ]);
+        started.elapsed()
+    };
+    // A write in staging waits; meanwhile reads there, and writes elsewhere, go through.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let _ = tx.send(annotate("staging", "one"));
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let ann = sb.jsonpath(
+            "deploy",
+            "frontend",
+            "staging",
+            r"{.metadata.annotations.kockpit\.example/drill}",
+        );
+        assert_eq!(ann, "", "the held write has not happened yet");
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "reads are not held"
+        );
+        let elsewhere = annotate("production", "one");
+        assert!(elsewhere < Duration::from_millis(1500), "{elsewhere:?}");
+    });
+    let held = rx.recv().expect("delayed write");
+    assert!(held >= Duration::from_secs(3), "{held:?}");
+    assert_eq!(
+        sb.jsonpath(
+            "deploy",
+            "frontend",
+            "staging",
+            r"{.metadata.annotations.kockpit\.example/drill}",
+        ),
+        "one"
+    );
+    let id = fault["id"].as_str().expect("id");
+    let (status, _) = http_request(
+        "DELETE",
+        &format!("{}/sandbox/v1/faults/{id}", sb.url),
+        "application/json",
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(annotate("staging", "two") < Duration::from_millis(1500));
+}

@@ -39,11 +39,15 @@ async fn list_and_get_through_typed_apis() {
     assert_eq!(
         names,
         [
+            "catalog",
+            "catalog-canary",
             "checkout",
             "checkout-canary",
             "frontend",
             "payments-blue",
-            "payments-green"
+            "payments-green",
+            "search",
+            "search-canary"
         ]
     );
     let pods: Api<Pod> = Api::namespaced(c.clone(), "staging");
@@ -62,7 +66,8 @@ async fn list_and_get_through_typed_apis() {
         .list(&ListParams::default().limit(100).continue_token(&token))
         .await
         .expect("page 2");
-    assert_eq!(paged.items.len() + rest.items.len(), 9);
+    // checkout 2+1, payments 2+2, frontend 2, search 2+1, catalog 2+1, cart 2+1 (a Rollout).
+    assert_eq!(paged.items.len() + rest.items.len(), 18);
     let err = deploys.get("nope").await.expect_err("missing deployment");
     match err {
         kube::Error::Api(s) => {

@@ -32,6 +32,10 @@ fn get_lists_the_seeded_world_with_real_columns() {
         "payments-blue",
         "payments-green",
         "frontend",
+        "search ",
+        "search-canary",
+        "catalog ",
+        "catalog-canary",
     ] {
         assert!(deploy.contains(name), "missing {name} in\n{deploy}");
     }
@@ -43,7 +47,12 @@ fn get_lists_the_seeded_world_with_real_columns() {
     let pods = sb.kubectl_ok(&["get", "pods", "-n", "production", "-o", "wide"]);
     assert!(pods.contains("Running") && pods.contains("1/1"), "{pods}");
     assert!(pods.contains("sandbox-node-1"), "{pods}");
-    assert_eq!(pods.lines().count(), 1 + 3 + 1 + 2 + 2 + 2, "{pods}");
+    // Header; checkout 3+1, payments 2+2, frontend 2, search 3+1, catalog 3+1, cart 4+1.
+    assert_eq!(
+        pods.lines().count(),
+        1 + 3 + 1 + 2 + 2 + 2 + 3 + 1 + 3 + 1 + 4 + 1,
+        "{pods}"
+    );
 
     let rs = sb.kubectl_ok(&["get", "rs", "-n", "production"]);
     assert!(rs.contains("DESIRED") && rs.contains("frontend-"), "{rs}");
@@ -746,4 +755,325 @@ fn errors_read_like_a_real_cluster() {
     assert!(err.contains("unable to parse requirement"), "{err}");
     // The server is still fine.
     sb.kubectl_ok(&["get", "pods", "-n", "production"]);
+}
+
+/// The columns of a `kubectl get` header line.
+fn header(out: &str) -> Vec<&str> {
+    out.lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect()
+}
+
+/// The cells of the row whose first cell is `name`.
+fn row<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
+    out.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|cells| cells.first() == Some(&name))
+        .unwrap_or_default()
+}
+
+#[test]
+fn ingresses_list_with_their_columns_and_take_annotation_patches() {
+    let sb = fast();
+    let out = sb.kubectl_ok(&["get", "ingress", "-n", "production"]);
+    assert_eq!(
+        header(&out),
+        ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"],
+        "{out}"
+    );
+    for name in ["catalog", "catalog-canary"] {
+        assert_eq!(
+            row(&out, name)[1..5],
+            [
+                "nginx",
+                "catalog.production.example.internal",
+                "127.0.0.1",
+                "80"
+            ],
+            "{out}"
+        );
+    }
+    // One object by its short name, also as a Table.
+    let one = sb.kubectl_ok(&["get", "ing", "catalog-canary", "-n", "staging"]);
+    assert_eq!(header(&one).len(), 6, "{one}");
+    assert_eq!(
+        row(&one, "catalog-canary")[2],
+        "catalog.staging.example.internal"
+    );
+
+    let weight = |sb: &SandboxProc| {
+        sb.jsonpath(
+            "ingress",
+            "catalog-canary",
+            "production",
+            r"{.metadata.annotations.nginx\.ingress\.kubernetes\.io/canary-weight}",
+        )
+    };
+    assert_eq!(weight(&sb), "10");
+    assert_eq!(
+        sb.jsonpath(
+            "ingress",
+            "catalog-canary",
+            "production",
+            r"{.metadata.annotations.nginx\.ingress\.kubernetes\.io/canary}",
+        ),
+        "true"
+    );
+    sb.kubectl_ok(&[
+        "annotate",
+        "ingress",
+        "catalog-canary",
+        "-n",
+        "production",
+        "--overwrite",
+        "nginx.ingress.kubernetes.io/canary-weight=40",
+    ]);
+    assert_eq!(weight(&sb), "40");
+    // Strategic merge patch (a built-in kind), then a JSON merge patch.
+    sb.kubectl_ok(&[
+        "patch",
+        "ingress",
+        "catalog-canary",
+        "-n",
+        "production",
+        "-p",
+        r#"{"metadata":{"annotations":{"nginx.ingress.kubernetes.io/canary-weight":"60"}}}"#,
+    ]);
+    assert_eq!(weight(&sb), "60");
+    sb.kubectl_ok(&[
+        "patch",
+        "ingress",
+        "catalog-canary",
+        "-n",
+        "production",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"annotations":{"nginx.ingress.kubernetes.io/canary-weight":"oops"}}}"#,
+    ]);
+    assert_eq!(weight(&sb), "oops");
+    // Annotation values are strings: a number is refused, as by a real server.
+    sb.kubectl_err(&[
+        "patch",
+        "ingress",
+        "catalog-canary",
+        "-n",
+        "production",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"annotations":{"nginx.ingress.kubernetes.io/canary-weight":5}}}"#,
+    ]);
+    // The backend is a Service of the app.
+    assert_eq!(
+        sb.jsonpath(
+            "ingress",
+            "catalog-canary",
+            "production",
+            "{.spec.rules[0].http.paths[0].backend.service.name}:{.spec.rules[0].http.paths[0].backend.service.port.number}",
+        ),
+        "catalog-canary:80"
+    );
+}
+
+/// (phase, currentStepIndex, canary weight) of the cart Rollout.
+fn cart_state(sb: &SandboxProc, ns: &str) -> (String, String, String) {
+    let out = sb.jsonpath(
+        "rollout",
+        "cart",
+        ns,
+        "{.status.phase} {.status.currentStepIndex} {.status.canary.weights.canary.weight}",
+    );
+    let mut it = out.split_whitespace().map(str::to_string);
+    (
+        it.next().unwrap_or_default(),
+        it.next().unwrap_or_default(),
+        it.next().unwrap_or_default(),
+    )
+}
+
+#[test]
+fn rollouts_list_and_follow_the_plugin_verbs() {
+    let sb = fast();
+    let res = sb.kubectl_ok(&["api-resources", "--api-group=argoproj.io"]);
+    assert!(
+        res.contains("rollouts") && res.contains(" ro ") && res.contains("Rollout"),
+        "{res}"
+    );
+    let out = sb.kubectl_ok(&["get", "rollouts", "-A"]);
+    assert_eq!(
+        header(&out),
+        [
+            "NAMESPACE",
+            "NAME",
+            "DESIRED",
+            "CURRENT",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "AGE"
+        ],
+        "{out}"
+    );
+    let prod = sb.kubectl_ok(&["get", "ro", "cart", "-n", "production"]);
+    assert_eq!(row(&prod, "cart")[1..5], ["4", "5", "1", "5"], "{prod}");
+    let staging = sb.kubectl_ok(&["get", "ro", "-n", "staging"]);
+    assert_eq!(
+        row(&staging, "cart")[1..5],
+        ["2", "3", "1", "3"],
+        "{staging}"
+    );
+    assert_eq!(
+        cart_state(&sb, "production"),
+        ("Paused".into(), "1".into(), "20".into())
+    );
+    assert_eq!(
+        sb.jsonpath("rollout", "cart", "production", "{.status.message}"),
+        "CanaryPauseStep"
+    );
+
+    // ReplicaSets and pods agree: every pod carries its ReplicaSet's hash.
+    let rs = sb.kubectl_ok(&[
+        "get",
+        "rs",
+        "-n",
+        "production",
+        "-l",
+        "app=cart",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.metadata.labels.rollouts-pod-template-hash} {.spec.replicas} {.metadata.ownerReferences[0].kind}{\"\\n\"}{end}",
+    ]);
+    let sets: Vec<Vec<&str>> = rs.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(sets.len(), 2, "{rs}");
+    for s in &sets {
+        assert_eq!(s[0], format!("cart-{}", s[1]));
+        assert_eq!(s[3], "Rollout");
+        let pods = sb.kubectl_ok(&[
+            "get",
+            "pods",
+            "-n",
+            "production",
+            "-l",
+            &format!("rollouts-pod-template-hash={}", s[1]),
+            "-o",
+            "name",
+        ]);
+        assert_eq!(pods.lines().count().to_string(), s[2], "{pods}");
+        assert!(
+            pods.lines()
+                .all(|p| p.starts_with(&format!("pod/{}-", s[0])))
+        );
+    }
+    let stable = sb.jsonpath("rollout", "cart", "production", "{.status.stableRS}");
+    assert_eq!(
+        sb.jsonpath(
+            "svc",
+            "cart-stable",
+            "production",
+            "{.spec.selector.rollouts-pod-template-hash}"
+        ),
+        stable
+    );
+
+    // promote (as the plugin does it while paused on a step), then the timed pause and 100 %.
+    sb.kubectl_ok(&[
+        "patch",
+        "rollout",
+        "cart",
+        "-n",
+        "production",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"pauseConditions":null,"currentStepIndex":2}}"#,
+    ]);
+    sb.kubectl_ok(&[
+        "patch",
+        "rollout",
+        "cart",
+        "-n",
+        "production",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"paused":false}}"#,
+    ]);
+    eventually(Duration::from_secs(30), "cart promoted to 2.1.0", || {
+        (cart_state(&sb, "production").0 == "Healthy").then_some(())
+    });
+    let new_stable = sb.jsonpath("rollout", "cart", "production", "{.status.stableRS}");
+    assert_ne!(new_stable, stable);
+    assert_eq!(
+        sb.jsonpath("rollout", "cart", "production", "{.status.currentPodHash}"),
+        new_stable
+    );
+    eventually(Duration::from_secs(10), "old cart pods gone", || {
+        let images = sb.kubectl_ok(&[
+            "get",
+            "pods",
+            "-n",
+            "production",
+            "-l",
+            "app=cart",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ]);
+        (images.split_whitespace().count() == 4
+            && images.split_whitespace().all(|i| i.ends_with(":2.1.0")))
+        .then_some(())
+    });
+    let events = sb.kubectl_ok(&[
+        "get",
+        "events",
+        "-n",
+        "production",
+        "--field-selector",
+        "involvedObject.kind=Rollout",
+    ]);
+    for reason in ["RolloutPaused", "RolloutStepCompleted", "RolloutCompleted"] {
+        assert!(events.contains(reason), "{reason}:\n{events}");
+    }
+
+    // abort, then retry, in staging.
+    sb.kubectl_ok(&[
+        "patch",
+        "rollout",
+        "cart",
+        "-n",
+        "staging",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"abort":true}}"#,
+    ]);
+    eventually(Duration::from_secs(10), "cart aborted", || {
+        (cart_state(&sb, "staging") == ("Degraded".into(), "0".into(), "0".into())).then_some(())
+    });
+    assert_eq!(
+        sb.jsonpath("rollout", "cart", "staging", "{.status.message}"),
+        "RolloutAborted: Rollout aborted update to revision 2"
+    );
+    let events = sb.kubectl_ok(&["get", "events", "-n", "staging"]);
+    assert!(events.contains("RolloutAborted"), "{events}");
+    sb.kubectl_ok(&[
+        "patch",
+        "rollout",
+        "cart",
+        "-n",
+        "staging",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"abort":false}}"#,
+    ]);
+    eventually(Duration::from_secs(10), "cart retried", || {
+        (cart_state(&sb, "staging") == ("Paused".into(), "1".into(), "20".into())).then_some(())
+    });
+
+    // Deleting the Rollout takes its ReplicaSets and pods.
+    sb.kubectl_ok(&["delete", "rollout", "cart", "-n", "staging"]);
+    eventually(Duration::from_secs(10), "cart's pods collected", || {
+        let left = sb.kubectl_ok(&[
+            "get", "rs,pods", "-n", "staging", "-l", "app=cart", "-o", "name",
+        ]);
+        left.trim().is_empty().then_some(())
+    });
 }

@@ -365,7 +365,12 @@ async fn the_client_works_unchanged_and_unsupported_promql_is_bad_data() {
         assert!(names.iter().any(|n| n == l), "label {l} in {names:?}");
     }
     let apps = c.label_values("app").get().await.expect("label values");
-    assert_eq!(apps, ["checkout", "frontend", "payments"]);
+    assert_eq!(
+        apps,
+        [
+            "cart", "catalog", "checkout", "frontend", "payments", "search"
+        ]
+    );
 
     // Anything the engine does not implement is refused, never answered wrongly.
     for q in [

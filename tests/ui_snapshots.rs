@@ -451,6 +451,8 @@ fn dashboard() -> AppState {
         filter_input: None,
         chart_window: 900,
         notice: None,
+        dialog: None,
+        operator: String::new(),
         size: (80, 24),
         quit: false,
     }

@@ -656,4 +656,60 @@ mod tests {
         );
         assert!(s.help && s.focus == Pane::Apps);
     }
+
+    #[test]
+    fn an_argo_apps_versions_follow_its_replicasets() {
+        use crate::app::state::{ArgoRolloutView, ReplicaSetView, Role};
+        let mut s = AppState::new(vec![EnvState::default()], Timestamp::UNIX_EPOCH, 900);
+        let cluster = |event| Msg::Cluster { env: 0, event };
+        let rs = |hash: &str, tag: &str, ready: i32| ReplicaSetView {
+            name: format!("cart-{hash}"),
+            rollout: Some("cart".into()),
+            hash: hash.into(),
+            images: vec![format!("registry.local/cart:{tag}")],
+            replicas: 2,
+            ready,
+            ..Default::default()
+        };
+        let out = update(
+            &mut s,
+            cluster(ClusterEvent::ArgoRollout(Change::Upsert(ArgoRolloutView {
+                name: "cart".into(),
+                phase: "Progressing".into(),
+                stable_hash: "aaa".into(),
+                current_hash: "bbb".into(),
+                ..Default::default()
+            }))),
+        );
+        assert!(out.dirty);
+        assert_eq!(s.envs[0].apps.len(), 1);
+        update(
+            &mut s,
+            cluster(ClusterEvent::ReplicaSet(Change::Reset(vec![
+                rs("aaa", "2.0.0", 2),
+                rs("bbb", "2.1.0", 0),
+            ]))),
+        );
+        update(
+            &mut s,
+            cluster(ClusterEvent::ReplicaSet(Change::Upsert(rs(
+                "bbb", "2.1.0", 1,
+            )))),
+        );
+        let got: Vec<_> = s.envs[0].apps[0]
+            .versions
+            .iter()
+            .map(|v| (v.tag.as_str(), v.role, v.ready))
+            .collect();
+        assert_eq!(
+            got,
+            [("2.0.0", Role::Stable, 2), ("2.1.0", Role::Canary, 1)]
+        );
+        // The canary ReplicaSet gone: the stable alone.
+        update(
+            &mut s,
+            cluster(ClusterEvent::ReplicaSet(Change::Delete("cart-bbb".into()))),
+        );
+        assert_eq!(s.envs[0].apps[0].versions.len(), 1);
+    }
 }

@@ -1,7 +1,7 @@
 //! Simulated controllers, driven by the sandbox clock: Deployment (revisions, RollingUpdate
-//! and Recreate, pause, progress deadline, history limit), ReplicaSet, a kubelet (pod
-//! lifecycle, readiness, crash loops, graceful termination), Endpoints, garbage collection and
-//! Events. They read and write only through the store, as real controllers go through the API.
+//! and Recreate, pause, progress deadline, history limit), ReplicaSet, Argo Rollouts (canary
+//! steps; see [`rollout`]), a kubelet (pod lifecycle, readiness, crash loops, graceful
+//! termination), Endpoints, ingress-nginx's Ingress status, garbage collection and Events. They read and write only through the store, as real controllers go through the API.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;

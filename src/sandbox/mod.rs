@@ -2,9 +2,11 @@
 //!
 //! It speaks the Kubernetes API closely enough for real `kubectl` and kube-rs (see
 //! `shared/fixtures/` for what it imitates), runs simulated controllers (Deployment,
-//! ReplicaSet, a kubelet, Endpoints, garbage collection) on its own clock, and seeds a world
-//! with canary, blue/green and rolling-update apps in `staging` and `production`. The cockpit
-//! talks to it only over HTTP, exactly as to a real cluster.
+//! ReplicaSet, Argo Rollouts, a kubelet, Endpoints, ingress-nginx's Ingress status, garbage
+//! collection) on its own clock, and seeds a world with canary apps (one per traffic router:
+//! HTTPRoute, replica ratio, ingress-nginx, Argo Rollouts), a blue/green and a rolling-update
+//! app in `staging` and `production`. The cockpit talks to it only over HTTP, exactly as to a
+//! real cluster.
 
 pub mod admission;
 pub mod auth;

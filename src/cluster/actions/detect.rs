@@ -279,7 +279,7 @@ pub async fn detect(
     } else if let Some(d) = deps.iter().find(|d| name_of(d) == app) {
         name_of(d).to_string()
     } else {
-        let names: Vec<&str> = deps.iter().map(|d| name_of(d)).collect();
+        let names: Vec<&str> = deps.iter().map(name_of).collect();
         return Err(ActionError::Refused(format!(
             "{app} has {} Deployments ({}) and is neither a canary pair nor blue/green: name one with --deployment",
             names.len(),

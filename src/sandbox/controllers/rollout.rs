@@ -127,8 +127,8 @@ pub fn pause_seconds(d: &Value) -> Option<i64> {
     let n: i64 = num.parse().ok()?;
     match unit {
         "s" => Some(n),
-        "m" => Some(n * 60),
-        "h" => Some(n * 3600),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
         _ => None,
     }
 }
@@ -141,7 +141,7 @@ fn set_weight(step: &Value) -> Option<i64> {
 
 /// Canary pods for a weight, as Argo computes them with traffic routing.
 fn canary_replicas(replicas: i64, weight: i64) -> i64 {
-    ((replicas * weight + 99) / 100).clamp(0, replicas.max(0))
+    (replicas.saturating_mul(weight).saturating_add(99) / 100).clamp(0, replicas.max(0))
 }
 
 /// A Rollout's owned ReplicaSets and the writes one pass makes to them.
@@ -600,7 +600,9 @@ pub fn reconcile(sb: &Sandbox, ns: &str, ro: &Value, now: Timestamp) {
                         (Some(start), _) => {
                             let until =
                                 pause.get("duration").and_then(pause_seconds).and_then(|d| {
-                                    parse_time(start).map(|t| t + SignedDuration::from_secs(d))
+                                    parse_time(start).and_then(|t| {
+                                        t.checked_add(SignedDuration::from_secs(d)).ok()
+                                    })
                                 });
                             if until.is_some_and(|u| now >= u) {
                                 p.paused_at = None;
@@ -1127,6 +1129,8 @@ mod tests {
         assert_eq!(pause_seconds(&json!("1h")), Some(3600));
         assert_eq!(pause_seconds(&json!("soon")), None);
         assert_eq!(pause_seconds(&json!("")), None);
+        assert_eq!(pause_seconds(&json!("99999999999999999h")), None);
+        assert_eq!(canary_replicas(i64::MAX, 50), i64::MAX / 100);
         assert_eq!(canary_replicas(4, 20), 1);
         assert_eq!(canary_replicas(4, 50), 2);
         assert_eq!(canary_replicas(2, 20), 1);
