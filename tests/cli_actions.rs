@@ -552,3 +552,145 @@ fn two_processes_appending_at_once_keep_one_valid_chain() {
     );
     assert!(!out.contains("dangling"), "{out}");
 }
+
+/// The share of an app's requests that `version` served over the last `window`.
+fn share(sb: &SandboxProc, ns: &str, app: &str, version: &str, window: &str) -> Option<f64> {
+    let q = format!(
+        r#"sum(rate(http_requests_total{{namespace="{ns}",app="{app}",version="{version}"}}[{window}])) / sum(rate(http_requests_total{{namespace="{ns}",app="{app}"}}[{window}]))"#
+    );
+    let url = format!(
+        "{}/api/v1/query?query={}",
+        sb.prometheus,
+        percent_encoding::utf8_percent_encode(&q, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let (status, body) = common::http_request("GET", &url, "application/json", "");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    match v.pointer("/data/result/0/value/1").and_then(|x| x.as_str()) {
+        Some(s) => s.parse().ok(),
+        // No series for that version: it served nothing.
+        None => Some(0.0),
+    }
+}
+
+/// Wait until the canary's share of traffic is within `tol` of `want`.
+fn traffic_settles(sb: &SandboxProc, app: &str, version: &str, want: f64, tol: f64) {
+    common::eventually(
+        Duration::from_secs(60),
+        &format!("{app} {version} at {want}"),
+        || share(sb, "staging", app, version, "20s").filter(|s| (s - want).abs() <= tol),
+    );
+}
+
+#[test]
+fn ingress_nginx_and_replica_ratio_canaries_step_and_move_traffic() {
+    let sb = SandboxProc::start(&["--speed", "10"]);
+    let cli = Cli::new(&sb);
+    let weight = || {
+        sb.jsonpath(
+            "ingress",
+            "catalog-canary",
+            "staging",
+            "{.metadata.annotations.nginx\\.ingress\\.kubernetes\\.io/canary-weight}",
+        )
+    };
+    let out = cli.expect(0, &["promote", "catalog", "--env", STAGING, "-y"]);
+    assert!(
+        out.contains("ingress-nginx Ingress/catalog-canary"),
+        "{out}"
+    );
+    assert_eq!(weight(), "25");
+    traffic_settles(&sb, "catalog", "7.1.0", 0.25, 0.08);
+    cli.expect(0, &["promote", "catalog", "--env", STAGING, "-y", "--full"]);
+    assert_eq!(weight(), "100");
+    traffic_settles(&sb, "catalog", "7.1.0", 1.0, 0.02);
+    cli.expect(0, &["abort", "catalog", "--env", STAGING, "-y"]);
+    assert_eq!(weight(), "0");
+    traffic_settles(&sb, "catalog", "7.1.0", 0.0, 0.02);
+    // A malformed weight is refused, nothing written.
+    sb.kubectl_ok(&[
+        "annotate",
+        "ingress",
+        "catalog-canary",
+        "-n",
+        "staging",
+        "--overwrite",
+        "nginx.ingress.kubernetes.io/canary-weight=ten",
+    ]);
+    let out = cli.expect(3, &["promote", "catalog", "--env", STAGING, "-y"]);
+    assert!(out.contains("not a whole number"), "{out}");
+    assert_eq!(weight(), "ten");
+
+    // Replica ratio: 2 stable + 1 canary pods behind one Service.
+    let replicas = || {
+        format!(
+            "{}/{}",
+            sb.jsonpath("deploy", "search", "staging", "{.spec.replicas}"),
+            sb.jsonpath("deploy", "search-canary", "staging", "{.spec.replicas}")
+        )
+    };
+    assert_eq!(replicas(), "2/1");
+    let out = cli.expect(0, &["promote", "search", "--env", STAGING, "-y"]);
+    assert!(out.contains("replica ratio behind Service/search"), "{out}");
+    assert!(out.contains("nearest split to 50 % is 2 of 3"), "{out}");
+    assert_eq!(replicas(), "1/2");
+    traffic_settles(&sb, "search", "4.2.0", 2.0 / 3.0, 0.1);
+    cli.expect(0, &["promote", "search", "--env", STAGING, "-y", "--full"]);
+    assert_eq!(replicas(), "0/3");
+    traffic_settles(&sb, "search", "4.2.0", 1.0, 0.02);
+    cli.expect(0, &["abort", "search", "--env", STAGING, "-y"]);
+    assert_eq!(replicas(), "3/0");
+    traffic_settles(&sb, "search", "4.2.0", 0.0, 0.02);
+}
+
+#[test]
+fn argo_rollouts_promote_full_and_abort_drive_the_rollout() {
+    let sb = SandboxProc::start(&["--speed", "10"]);
+    let cli = Cli::new(&sb);
+    let status = |path: &str| sb.jsonpath("rollout", "cart", "staging", path);
+    assert_eq!(status("{.status.canary.weights.canary.weight}"), "20");
+    let out = cli.expect(0, &["promote", "cart", "--env", STAGING, "-y"]);
+    assert!(out.contains("Argo Rollouts Rollout/cart"), "{out}");
+    assert!(out.contains("canary weight 20 % → 50 %"), "{out}");
+    common::eventually(Duration::from_secs(30), "weight 50", || {
+        (status("{.status.canary.weights.canary.weight}") == "50").then_some(())
+    });
+    traffic_settles(&sb, "cart", "2.1.0", 0.5, 0.1);
+    cli.expect(0, &["promote", "cart", "--env", STAGING, "-y", "--full"]);
+    common::eventually(Duration::from_secs(60), "rollout complete", || {
+        (status("{.status.phase}") == "Healthy"
+            && status("{.status.stableRS}") == status("{.status.currentPodHash}"))
+        .then_some(())
+    });
+    traffic_settles(&sb, "cart", "2.1.0", 1.0, 0.02);
+    let out = cli.expect(3, &["promote", "cart", "--env", STAGING, "-y"]);
+    assert!(out.contains("no update in progress"), "{out}");
+
+    // A new version, then abort: back to the stable ReplicaSet.
+    sb.kubectl_ok(&[
+        "patch", "rollout", "cart", "-n", "staging", "--type=json", "-p",
+        r#"[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"registry.local/cart:2.2.0"}]"#,
+    ]);
+    common::eventually(Duration::from_secs(30), "canary at 20", || {
+        (status("{.status.canary.weights.canary.weight}") == "20").then_some(())
+    });
+    let out = cli.expect(
+        0,
+        &[
+            "abort",
+            "cart",
+            "--env",
+            STAGING,
+            "-y",
+            "--reason",
+            "p99 regression",
+        ],
+    );
+    assert!(out.contains("status.abort: true"), "{out}");
+    common::eventually(Duration::from_secs(30), "aborted", || {
+        (status("{.status.phase}") == "Degraded"
+            && status("{.status.canary.weights.canary.weight}") == "0")
+            .then_some(())
+    });
+    traffic_settles(&sb, "cart", "2.2.0", 0.0, 0.02);
+}
