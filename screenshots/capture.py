@@ -84,6 +84,8 @@ SHOTS = [
     Shot("80x24-production-light", 80, 24, "light", [3, "l", 5]),
     # `?` shows the key bindings in force; `q` quits from there too.
     Shot("help-dark", 120, 35, "dark", [4, "?", 1.5]),
+    # Production: move to it, select checkout, ask to abort; the typed confirmation.
+    Shot("confirm-production-dark", 120, 40, "dark", [6, "l", 1, "g", "j", "j", 1, "a", 2, "checkout", 0.5], quit="\x1bq"),
 ]
 
 
