@@ -42,9 +42,8 @@ fn cockpit(sb: &SandboxProc, kubeconfig: &Path, extra: &[&str]) -> Cockpit {
     ];
     args.extend_from_slice(extra);
     let pty = Pty::spawn_env(&args, 160, 45, &[("USER", "oncall")]);
-    pty.wait_for("apps", T, |s| {
-        s.contains("checkout") && s.contains("payments")
-    });
+    // All six apps (the Argo Rollout's arrives from its own watch), so the order is final.
+    pty.wait_for("apps", T, |s| s.contains("Apps (6)") && s.contains("cart"));
     Cockpit {
         pty,
         audit,
@@ -56,11 +55,17 @@ impl Cockpit {
     /// Select `app` in the environment with the keyboard.
     fn select(&mut self, app: &str) {
         let i = APPS.iter().position(|a| *a == app).unwrap_or(0);
-        self.pty.send("g");
-        for _ in 0..i {
-            self.pty.send("j");
-        }
         let marker = format!("▸{app}");
+        for _ in 0..5 {
+            self.pty.send("g");
+            for _ in 0..i {
+                self.pty.send("j");
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            if self.pty.screen().contains(&marker) {
+                return;
+            }
+        }
         self.pty
             .wait_for(&format!("{app} selected"), T, |s| s.contains(&marker));
     }

@@ -109,6 +109,9 @@ pub fn required(release: &super::Release, verb: super::Verb) -> Result<Vec<Permi
                 patch(Res::DEPLOYMENT, canary, None),
             ],
             Router::Argo { rollout } => vec![patch(Res::ROLLOUT, rollout, Some("status"))],
+            Router::Traefik { res, service, .. } | Router::Istio { res, service, .. } => {
+                vec![patch(res.clone(), service, None)]
+            }
         }),
         (_, Verb::Promote | Verb::PromoteFull | Verb::Abort) => canary_only(),
         (ReleaseKind::BlueGreen { service, .. }, Verb::Flip | Verb::Rollback) => {

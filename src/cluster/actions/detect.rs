@@ -23,14 +23,18 @@ pub enum RouterKind {
     GatewayApi,
     IngressNginx,
     ArgoRollouts,
+    Traefik,
+    Istio,
 }
 
 impl RouterKind {
-    pub const ALL: [RouterKind; 4] = [
+    pub const ALL: [RouterKind; 6] = [
         RouterKind::ReplicaRatio,
         RouterKind::GatewayApi,
         RouterKind::IngressNginx,
         RouterKind::ArgoRollouts,
+        RouterKind::Traefik,
+        RouterKind::Istio,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +43,8 @@ impl RouterKind {
             RouterKind::GatewayApi => "gateway-api",
             RouterKind::IngressNginx => "ingress-nginx",
             RouterKind::ArgoRollouts => "argo-rollouts",
+            RouterKind::Traefik => "traefik",
+            RouterKind::Istio => "istio",
         }
     }
 
@@ -67,6 +73,22 @@ pub enum Router {
     Nginx { ingress: String },
     /// Argo Rollouts: the controller owns the weights; drive the Rollout.
     Argo { rollout: String },
+    /// Traefik: a TraefikService's weighted services (Service names).
+    Traefik {
+        res: Res,
+        service: String,
+        stable: String,
+        canary: String,
+    },
+    /// Istio: `spec.http[http].route[]` of a VirtualService; `stable`/`canary` index the
+    /// route's destinations.
+    Istio {
+        res: Res,
+        service: String,
+        http: usize,
+        stable: usize,
+        canary: usize,
+    },
 }
 
 impl Router {
@@ -76,6 +98,8 @@ impl Router {
             Router::HttpRoute { .. } => RouterKind::GatewayApi,
             Router::Nginx { .. } => RouterKind::IngressNginx,
             Router::Argo { .. } => RouterKind::ArgoRollouts,
+            Router::Traefik { .. } => RouterKind::Traefik,
+            Router::Istio { .. } => RouterKind::Istio,
         }
     }
 }
@@ -89,6 +113,12 @@ impl fmt::Display for Router {
             Router::HttpRoute { route, .. } => write!(f, "Gateway API HTTPRoute/{route}"),
             Router::Nginx { ingress } => write!(f, "ingress-nginx Ingress/{ingress}"),
             Router::Argo { rollout } => write!(f, "Argo Rollouts Rollout/{rollout}"),
+            Router::Traefik { res, service, .. } => {
+                write!(f, "Traefik TraefikService/{service} ({})", res.group)
+            }
+            Router::Istio { service, http, .. } => {
+                write!(f, "Istio VirtualService/{service} http[{http}]")
+            }
         }
     }
 }
@@ -362,6 +392,17 @@ async fn find_router(
             }
         }
     }
+    if wants(RouterKind::Traefik)
+        && let Some(r) = super::mesh::find_traefik(client, ns, &stable_svcs, &canary_svcs).await?
+    {
+        return Ok(r);
+    }
+    if wants(RouterKind::Istio)
+        && let Some(r) =
+            super::mesh::find_istio(client, ns, stable, canary, &stable_svcs, &canary_svcs).await?
+    {
+        return Ok(r);
+    }
     if wants(RouterKind::IngressNginx) {
         for ing in list(client, ns, &Res::INGRESS, None).await? {
             let is_canary = str_at(
@@ -391,7 +432,7 @@ async fn find_router(
         });
     }
     Err(ActionError::Refused(format!(
-        "{app} has a stable ({}) and a canary ({}) Deployment but no traffic router{}: no HTTPRoute rule or ingress-nginx canary Ingress sends traffic to {}, and no Service selects both",
+        "{app} has a stable ({}) and a canary ({}) Deployment but no traffic router{}: no HTTPRoute rule, TraefikService, VirtualService route or ingress-nginx canary Ingress sends traffic to {}, and no Service selects both",
         name_of(stable),
         name_of(canary),
         RouterKind::ALL

@@ -18,6 +18,7 @@ mod detect;
 mod execute;
 mod flip;
 mod gitops;
+mod mesh;
 mod rollback;
 mod weights;
 mod workload;

@@ -23,7 +23,7 @@ fn annotation<'a>(o: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 /// Refuse objects a controller rewrites (Argo Rollouts or Flagger own the route/ingress).
-fn refuse_if_controlled(o: &Value, kind: &str) -> Result<(), ActionError> {
+pub(super) fn refuse_if_controlled(o: &Value, kind: &str) -> Result<(), ActionError> {
     let name = super::name_of(o);
     for owner in o
         .pointer("/metadata/ownerReferences")
@@ -155,6 +155,9 @@ pub async fn current(client: &Client, ns: &str, router: &Router) -> Result<f64, 
             let r = get(client, ns, &Res::ROLLOUT, rollout).await?;
             argo_weight(&r) as f64
         }
+        Router::Traefik { .. } | Router::Istio { .. } => {
+            super::mesh::current(client, ns, router).await?
+        }
     })
 }
 
@@ -238,6 +241,9 @@ pub async fn plan(
 ) -> Result<Plan, ActionError> {
     let goal = Goal::Weight { percent };
     match router {
+        Router::Traefik { .. } | Router::Istio { .. } => {
+            super::mesh::plan(client, ns, router, percent).await
+        }
         Router::HttpRoute {
             route,
             rule,
