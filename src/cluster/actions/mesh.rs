@@ -265,11 +265,11 @@ pub async fn current(client: &Client, ns: &str, router: &Router) -> Result<f64, 
     }
 }
 
+/// `(name, weight)` of each weighted service, and the raw entries.
+type Weighted = (Vec<(String, i64)>, Vec<Value>);
+
 /// `(name, weight)` of a TraefikService's weighted services; every weight must be given.
-fn traefik_services(
-    ts: &Value,
-    name: &str,
-) -> Result<(Vec<(String, i64)>, Vec<Value>), ActionError> {
+fn traefik_services(ts: &Value, name: &str) -> Result<Weighted, ActionError> {
     let list = ts
         .pointer("/spec/weighted/services")
         .and_then(Value::as_array)
