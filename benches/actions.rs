@@ -86,6 +86,7 @@ fn bench(c: &mut Criterion) {
         operator: Operator::current(None),
         reason: None,
         drill: false,
+        automatic: false,
     };
     let env = EnvState {
         name: "staging".into(),

@@ -73,6 +73,11 @@ pub enum Command {
     Resume(crate::command::ActionArgs),
     /// Rolling restart (kubectl rollout restart).
     Restart(crate::command::ActionArgs),
+    /// Rollback drills: list the scenarios, run one, show the history.
+    Drill(crate::drill::cli::DrillArgs),
+    /// Watch one app's new version and roll it back automatically (after a cancellable
+    /// countdown) when its error ratio or p99 breaches the thresholds.
+    Guard(crate::drill::cli::GuardArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -143,11 +148,11 @@ pub enum FaultCommand {
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("kind").required(true).multiple(false)))]
 pub struct FaultAdd {
-    /// Environment (namespace), e.g. `production`.
-    #[arg(long = "env")]
+    /// Environment (namespace), e.g. `production` (for --api-delay: all when omitted).
+    #[arg(long = "env", default_value = "")]
     pub namespace: String,
-    /// App (the `app` label), e.g. `checkout`.
-    #[arg(long)]
+    /// App (the `app` label), e.g. `checkout` (not used by --api-delay).
+    #[arg(long, default_value = "")]
     pub app: String,
     /// Only this version: an image tag (`1.5.0`) or a track/colour label (`canary`, `green`).
     #[arg(long)]
@@ -167,6 +172,9 @@ pub struct FaultAdd {
     /// New pods take this many extra seconds to become Ready.
     #[arg(long, group = "kind")]
     pub slow_rollout: Option<f64>,
+    /// Hold API writes (POST/PUT/PATCH/DELETE) in the environment this many seconds.
+    #[arg(long, group = "kind")]
+    pub api_delay: Option<f64>,
     /// Start this many seconds from now.
     #[arg(long)]
     pub delay: Option<f64>,
@@ -204,6 +212,12 @@ pub fn main() -> Result<()> {
         Some(Command::Pause(a)) => command::run(Verb::Pause, a, None, globals(&cli.cockpit)),
         Some(Command::Resume(a)) => command::run(Verb::Resume, a, None, globals(&cli.cockpit)),
         Some(Command::Restart(a)) => command::run(Verb::Restart, a, None, globals(&cli.cockpit)),
+        Some(Command::Drill(a)) => {
+            std::process::exit(crate::drill::cli::run(a, globals(&cli.cockpit)))
+        }
+        Some(Command::Guard(a)) => {
+            std::process::exit(crate::drill::cli::guard(a, globals(&cli.cockpit)))
+        }
         None => run_cockpit(cli.cockpit),
     }
 }

@@ -83,7 +83,7 @@ pub struct Globals {
 }
 
 /// An error with the exit code it maps to.
-struct Fail(i32, String);
+pub(crate) struct Fail(pub(crate) i32, pub(crate) String);
 
 fn exit_code(e: &ActionError) -> i32 {
     match e {
@@ -96,7 +96,11 @@ fn exit_code(e: &ActionError) -> i32 {
 }
 
 /// Find `--env ENV` among the global --env flags and the config's environments.
-fn resolve_env(name: &str, globals: &Globals, config: &Config) -> Result<EnvConfig, Fail> {
+pub(crate) fn resolve_env(
+    name: &str,
+    globals: &Globals,
+    config: &Config,
+) -> Result<EnvConfig, Fail> {
     if name.contains('=') {
         return file::parse_env_flag(name).map_err(|e| Fail(EXIT_USAGE, e.to_string()));
     }
@@ -315,7 +319,8 @@ async fn run_async(
         context,
         operator,
         reason,
-        drill: false,
+        drill: crate::drill::state::active_for(&env.name, &env.namespace).is_some(),
+        automatic: false,
     };
     let audit_log = globals
         .audit_log

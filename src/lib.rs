@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cluster;
 pub mod command;
 pub mod config;
+pub mod drill;
 pub mod metrics;
 pub mod sandbox;
 pub mod tui;

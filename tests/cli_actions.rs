@@ -694,3 +694,121 @@ fn argo_rollouts_promote_full_and_abort_drive_the_rollout() {
     });
     traffic_settles(&sb, "cart", "2.2.0", 0.0, 0.02);
 }
+
+#[test]
+fn traefik_and_istio_canaries_step_move_traffic_and_refuse_bad_objects() {
+    let sb = SandboxProc::start(&["--speed", "10"]);
+    let cli = Cli::new(&sb);
+    let traefik = || {
+        sb.jsonpath(
+            "traefikservices.traefik.io",
+            "inventory",
+            "staging",
+            "{.spec.weighted.services[*].weight}",
+        )
+    };
+    let out = cli.expect(0, &["promote", "inventory", "--env", STAGING, "-y"]);
+    assert!(out.contains("Traefik TraefikService/inventory"), "{out}");
+    assert!(
+        out.contains("inventory-stable 90 → 75, inventory-canary 10 → 25"),
+        "{out}"
+    );
+    assert_eq!(traefik(), "75 25");
+    traffic_settles(&sb, "inventory", "5.3.0", 0.25, 0.08);
+    cli.expect(
+        0,
+        &["promote", "inventory", "--env", STAGING, "-y", "--full"],
+    );
+    assert_eq!(traefik(), "0 100");
+    traffic_settles(&sb, "inventory", "5.3.0", 1.0, 0.02);
+    cli.expect(0, &["abort", "inventory", "--env", STAGING, "-y"]);
+    assert_eq!(traefik(), "100 0");
+    traffic_settles(&sb, "inventory", "5.3.0", 0.0, 0.02);
+
+    let istio = || {
+        sb.jsonpath(
+            "virtualservices.networking.istio.io",
+            "reviews",
+            "staging",
+            "{.spec.http[0].route[*].weight}",
+        )
+    };
+    let out = cli.expect(0, &["promote", "reviews", "--env", STAGING, "-y"]);
+    assert!(
+        out.contains("Istio VirtualService/reviews http[0]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("reviews/stable 90 → 75, reviews/canary 10 → 25"),
+        "{out}"
+    );
+    assert_eq!(istio(), "75 25");
+    traffic_settles(&sb, "reviews", "1.9.0", 0.25, 0.08);
+    cli.expect(0, &["abort", "reviews", "--env", STAGING, "-y"]);
+    assert_eq!(istio(), "100 0");
+    traffic_settles(&sb, "reviews", "1.9.0", 0.0, 0.02);
+
+    // Malformed objects: a clear refusal, nothing written.
+    let vs = "virtualservices.networking.istio.io";
+    sb.kubectl_ok(&[
+        "patch",
+        vs,
+        "reviews",
+        "-n",
+        "staging",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/http/0/route/0/weight","value":80}]"#,
+    ]);
+    let out = cli.expect(3, &["promote", "reviews", "--env", STAGING, "-y"]);
+    assert!(out.contains("sum to 80, not 100"), "{out}");
+    assert_eq!(istio(), "80 0");
+    sb.kubectl_ok(&[
+        "patch", vs, "reviews", "-n", "staging", "--type=json", "-p",
+        r#"[{"op":"replace","path":"/spec/http/0/route/0/weight","value":100},{"op":"replace","path":"/spec/http/0/route/1/destination/subset","value":"v9"}]"#,
+    ]);
+    let out = cli.expect(3, &["promote", "reviews", "--env", STAGING, "-y"]);
+    assert!(
+        out.contains("subset v9 of reviews.staging.svc.cluster.local is not defined"),
+        "{out}"
+    );
+    assert_eq!(istio(), "100 0");
+    sb.kubectl_ok(&[
+        "patch",
+        "traefikservices.traefik.io",
+        "inventory",
+        "-n",
+        "staging",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/spec/weighted/services/1/weight"}]"#,
+    ]);
+    let out = cli.expect(3, &["promote", "inventory", "--env", STAGING, "-y"]);
+    assert!(
+        out.contains("service inventory-canary has no weight"),
+        "{out}"
+    );
+
+    // Owned by a progressive-delivery controller: refused.
+    sb.kubectl_ok(&[
+        "patch",
+        "traefikservices.traefik.io",
+        "inventory",
+        "-n",
+        "staging",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/spec/weighted/services/1/weight","value":0}]"#,
+    ]);
+    sb.kubectl_ok(&[
+        "annotate",
+        "traefikservices.traefik.io",
+        "inventory",
+        "-n",
+        "staging",
+        "flagger.app/primary=inventory-stable",
+    ]);
+    let out = cli.expect(3, &["promote", "inventory", "--env", STAGING, "-y"]);
+    assert!(out.contains("managed by Flagger"), "{out}");
+    assert_eq!(traefik(), "100 0");
+}

@@ -5,14 +5,15 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use jiff::Timestamp;
 use kockpit::app::derive;
 use kockpit::app::state::{
-    AppMetrics, AppState, ArgoRolloutView, Conn, DeploymentView, EnvState, EventView, IngressView,
-    Labels, LogLine, Notice, Pane, PodView, ReplicaSetView, Rollout, RouteView, Router,
-    ServiceView, Strategy, VersionSeries,
+    AppMetrics, AppState, ArgoRolloutView, Conn, DeploymentView, DestinationRuleView, EnvState,
+    EventView, IngressView, IstioDestination, Labels, LogLine, Notice, Pane, PodView,
+    ReplicaSetView, Rollout, RouteView, Router, ServiceView, Strategy, TraefikServiceView,
+    VersionSeries, VirtualServiceView,
 };
 use kockpit::config::keymap::Keymap;
 use kockpit::config::theme::Theme;
@@ -706,6 +707,164 @@ fn routers() -> AppState {
     s
 }
 
+/// One environment with a canary per service-mesh router: `inventory` (a Traefik
+/// TraefikService weighing a Service per track 9 to 1; in staging, the older
+/// traefik.containo.us group's, 3 to 1) and `reviews` (an Istio VirtualService sending 80/20
+/// to DestinationRule subsets of one Service; in staging its weights sum to 110, so the
+/// share is unknown).
+fn mesh_env(name: &str, context: &str, production: bool) -> EnvState {
+    let mut env = EnvState {
+        name: name.into(),
+        context: context.into(),
+        namespace: "shop".into(),
+        production,
+        conn: Conn::Live,
+        ..Default::default()
+    };
+    let service = |env: &mut EnvState, name: &str, sel: &[(&str, &str)]| {
+        env.services.insert(
+            name.into(),
+            ServiceView {
+                name: name.into(),
+                selector: labels(sel),
+            },
+        );
+    };
+
+    // inventory: a Service per track, weighed by a TraefikService.
+    let stable = [("app", "inventory"), ("track", "stable")];
+    let canary = [("app", "inventory"), ("track", "canary")];
+    deploy(&mut env, "inventory", &stable, "5.4.0", 3, 3);
+    deploy(&mut env, "inventory-canary", &canary, "5.5.0", 1, 1);
+    pods(
+        &mut env,
+        "inventory-6d9f8c7b5",
+        &stable,
+        "5.4.0",
+        &[
+            ("b4n5m", "Running", true, 0),
+            ("c6v7x", "Running", true, 0),
+            ("d8z9a", "Running", true, 0),
+        ],
+    );
+    pods(
+        &mut env,
+        "inventory-canary-8f7e6d5c4",
+        &canary,
+        "5.5.0",
+        &[("e1s2d", "Running", true, 0)],
+    );
+    service(&mut env, "inventory", &stable);
+    service(&mut env, "inventory-canary", &canary);
+    let (stable_w, canary_w) = if production { (90, 10) } else { (3, 1) };
+    let ts = TraefikServiceView {
+        name: "inventory".into(),
+        services: vec![
+            ("inventory".into(), Some(stable_w)),
+            ("inventory-canary".into(), Some(canary_w)),
+        ],
+    };
+    if production {
+        env.traefik_services.insert(ts.name.clone(), ts);
+    } else {
+        env.traefik_services_legacy.insert(ts.name.clone(), ts);
+    }
+
+    // reviews: one Service over both tracks; subsets pick a track's pods.
+    let stable = [("app", "reviews"), ("track", "stable")];
+    let canary = [("app", "reviews"), ("track", "canary")];
+    deploy(&mut env, "reviews", &stable, "1.8.0", 4, 4);
+    deploy(&mut env, "reviews-canary", &canary, "1.9.0", 1, 1);
+    pods(
+        &mut env,
+        "reviews-7c6b5a4d3",
+        &stable,
+        "1.8.0",
+        &[
+            ("f2g3h", "Running", true, 0),
+            ("j4k5l", "Running", true, 0),
+            ("m6n7p", "Running", true, 0),
+            ("q8r9s", "Running", true, 0),
+        ],
+    );
+    pods(
+        &mut env,
+        "reviews-canary-5b4c3d2e1",
+        &canary,
+        "1.9.0",
+        &[("t1u2v", "Running", true, 0)],
+    );
+    service(&mut env, "reviews", &[("app", "reviews")]);
+    env.destination_rules.insert(
+        "reviews".into(),
+        DestinationRuleView {
+            name: "reviews".into(),
+            host: "reviews.shop.svc.cluster.local".into(),
+            subsets: vec![
+                ("v1".into(), labels(&[("track", "stable")])),
+                ("v2".into(), labels(&[("track", "canary")])),
+            ],
+        },
+    );
+    let dest = |host: &str, subset: &str, weight: i64| IstioDestination {
+        host: host.into(),
+        subset: Some(subset.into()),
+        weight: Some(weight),
+    };
+    env.virtual_services.insert(
+        "reviews".into(),
+        VirtualServiceView {
+            name: "reviews".into(),
+            http: vec![vec![
+                dest("reviews.shop.svc.cluster.local", "v1", 80),
+                dest("reviews", "v2", if production { 20 } else { 30 }),
+            ]],
+        },
+    );
+
+    for (app, old, new) in [
+        ("inventory", "5.4.0", "5.5.0"),
+        ("reviews", "1.8.0", "1.9.0"),
+    ] {
+        env.metrics.insert(
+            app.into(),
+            metrics(vec![
+                series(
+                    old,
+                    |i| Some(0.001 * (1.0 + wobble(i))),
+                    |i| Some(0.120 * (1.0 + wobble(i))),
+                ),
+                series(
+                    new,
+                    |i| Some(0.0012 * (1.0 + wobble(i + 2))),
+                    |i| Some(0.130 * (1.0 + wobble(i + 1))),
+                ),
+            ]),
+        );
+    }
+    env.logs.app = Some("reviews".into());
+    env.logs.lines = VecDeque::from(vec![
+        log("reviews-7c6b5a4d3-f2g3h", "GET /reviews/42 200 12ms"),
+        log("reviews-canary-5b4c3d2e1-t1u2v", "GET /reviews/7 200 15ms"),
+    ]);
+    env.apps = derive::apps(&env);
+    env
+}
+
+/// Staging and production with the Traefik and Istio canaries, production with the keyboard,
+/// `reviews` selected.
+fn mesh_routers() -> AppState {
+    let mut s = dashboard();
+    s.envs = vec![
+        mesh_env("staging", "stg", false),
+        mesh_env("production", "prd", true),
+    ];
+    for env in &mut s.envs {
+        select(env, "reviews");
+    }
+    s
+}
+
 // ---- rendering ----
 
 fn draw(state: &AppState, ctx: &UiContext, width: u16, height: u16) -> Buffer {
@@ -883,6 +1042,61 @@ fn nginx_argo_and_replica_ratio_canaries_name_their_router() {
         assert!(screen.contains("paused"), "{w}x{h}:\n{screen}");
         assert!(screen.contains("Pods cart (5)"), "{w}x{h}:\n{screen}");
     }
+}
+
+#[test]
+fn traefik_and_istio_canaries_name_their_router() {
+    let s = mesh_routers();
+    let strategy = |env: usize, app: &str| {
+        s.envs[env]
+            .apps
+            .iter()
+            .find(|a| a.name == app)
+            .map(|a| a.strategy.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        strategy(1, "inventory"),
+        Strategy::Canary {
+            router: Router::Traefik("inventory".into()),
+            canary_weight: Some(10.0)
+        }
+    );
+    assert_eq!(
+        strategy(1, "reviews"),
+        Strategy::Canary {
+            router: Router::Istio("reviews".into()),
+            canary_weight: Some(20.0)
+        }
+    );
+    // Staging: the traefik.containo.us TraefikService at 3:1; the VirtualService's weights
+    // sum to 110, so its share is unknown rather than wrong.
+    assert_eq!(
+        strategy(0, "inventory"),
+        Strategy::Canary {
+            router: Router::Traefik("inventory".into()),
+            canary_weight: Some(25.0)
+        }
+    );
+    assert_eq!(
+        strategy(0, "reviews"),
+        Strategy::Canary {
+            router: Router::Istio("reviews".into()),
+            canary_weight: None
+        }
+    );
+    snap("mesh_routers", &s, &[SMALL, TMUX, LARGE]);
+    let wide = text(&draw(&s, &ctx(Theme::default()), 200, 50));
+    for want in [
+        "canary 10% (Traefik)",
+        "canary 20% (Istio)",
+        "canary 25% (Traefik)",
+        "canary ?% (Istio)",
+    ] {
+        assert!(wide.contains(want), "{want}:\n{wide}");
+    }
+    // The unknown share is never shown as a number beside the versions either.
+    assert!(!wide.contains("canary 30%"), "{wide}");
 }
 
 // ---- styles that carry meaning ----
@@ -1103,7 +1317,7 @@ fn tiny_and_odd_sizes_do_not_panic() {
 }
 
 #[test]
-fn ten_thousand_pods_render_quickly() {
+fn ten_thousand_pods_render_the_selected_window() {
     let mut s = frontend(Pane::Pods);
     let env = &mut s.envs[1];
     let sel = [("app", "frontend")];
@@ -1138,12 +1352,9 @@ fn ten_thousand_pods_render_quickly() {
     eprintln!("10,000 pods at 200x50: render {per_frame:?} per frame");
     let screen = text(terminal.backend().buffer());
     assert!(screen.contains("Pods frontend (10006)"), "{screen}");
-    let limit = if cfg!(debug_assertions) {
-        Duration::from_millis(100)
-    } else {
-        Duration::from_millis(2)
-    };
-    assert!(per_frame < limit, "{per_frame:?}");
+    // The window around the selection, not the top of the list. (Speed is measured by
+    // `cargo bench --bench cockpit`, not asserted here.)
+    assert!(screen.contains("05000"), "{screen}");
 }
 
 /// A filter typed so far, the cursor after the last character.

@@ -1,11 +1,12 @@
 //! Apps derived from an environment's objects: which Deployments (or Argo Rollout) form an
-//! app, how it releases (canary by HTTPRoute, ingress-nginx canary Ingress, replica ratio or
-//! Argo Rollouts; blue/green by Service selector; rolling), its versions with their traffic
-//! share, and rollout progress as `kubectl rollout status` (or the Rollout's status) says.
+//! app, how it releases (canary by HTTPRoute, Traefik TraefikService, Istio VirtualService,
+//! ingress-nginx canary Ingress, replica ratio or Argo Rollouts; blue/green by Service
+//! selector; rolling), its versions with their traffic share, and rollout progress as
+//! `kubectl rollout status` (or the Rollout's status) says.
 
 use super::state::{
-    AppView, ArgoRolloutView, DeploymentView, EnvState, IngressView, Labels, ReplicaSetView, Role,
-    Rollout, Router, Strategy, VersionView,
+    AppView, ArgoRolloutView, DeploymentView, EnvState, IngressView, IstioDestination, Labels,
+    ReplicaSetView, Role, Rollout, Router, Strategy, TraefikServiceView, VersionView,
 };
 
 /// The tag of an image reference (`latest` when it has none).
@@ -261,9 +262,10 @@ fn canary_app(
     };
     let (stable_svcs, canary_svcs) = (service_for(stable), service_for(canary));
     // In the order `kockpit promote` looks for them: an HTTPRoute splitting between a Service
-    // of each track; an ingress-nginx canary Ingress in front of a canary-only Service; one
-    // Service selecting both tracks (the replica ratio). Two Services, one per track, and
-    // none of these: nothing known splits the traffic.
+    // of each track; a TraefikService weighing a stable-only and a canary-only Service; an
+    // Istio VirtualService route to both tracks; an ingress-nginx canary Ingress in front of
+    // a canary-only Service; one Service selecting both tracks (the replica ratio). Two
+    // Services, one per track, and none of these: nothing known splits the traffic.
     let route = env.routes.values().find(|r| {
         r.backends.iter().any(|(s, _)| canary_svcs.contains(s))
             && r.backends.iter().any(|(s, _)| stable_svcs.contains(s))
@@ -272,6 +274,24 @@ fn canary_app(
         .iter()
         .filter(|s| !stable_svcs.contains(s))
         .collect();
+    let stable_only: Vec<&String> = stable_svcs
+        .iter()
+        .filter(|s| !canary_svcs.contains(s))
+        .collect();
+    let traefik = || {
+        env.traefik_services
+            .values()
+            .chain(env.traefik_services_legacy.values())
+            .find(|t| {
+                let names = || t.services.iter().map(|(n, _)| n);
+                names().any(|n| stable_only.contains(&n))
+                    && names().any(|n| canary_only.contains(&n))
+            })
+    };
+    let istio = || {
+        let ours: Vec<&String> = stable_svcs.iter().chain(&canary_svcs).collect();
+        istio_route(env, (stable, canary), (&stable_only, &canary_only), &ours)
+    };
     let nginx = || {
         env.ingresses
             .values()
@@ -279,15 +299,23 @@ fn canary_app(
     };
     let shared = || stable_svcs.iter().find(|s| canary_svcs.contains(s));
     let (router, weight) = if let Some(r) = route {
-        let total: i64 = r.backends.iter().map(|(_, w)| (*w).max(0)).sum();
+        let add = |a: i64, w: &i64| a.saturating_add((*w).max(0));
+        let total: i64 = r.backends.iter().map(|(_, w)| w).fold(0, add);
         let canary_w: i64 = r
             .backends
             .iter()
             .filter(|(s, _)| canary_svcs.contains(s) && !stable_svcs.contains(s))
-            .map(|(_, w)| (*w).max(0))
-            .sum();
+            .map(|(_, w)| w)
+            .fold(0, add);
         let pct = (total > 0).then(|| canary_w as f64 * 100.0 / total as f64);
         (Router::HttpRoute(r.name.clone()), pct)
+    } else if let Some(t) = traefik() {
+        (
+            Router::Traefik(t.name.clone()),
+            traefik_weight(t, &canary_only),
+        )
+    } else if let Some((name, weight)) = istio() {
+        (Router::Istio(name), weight)
     } else if let Some(i) = nginx() {
         (Router::Nginx(i.name.clone()), nginx_weight(i))
     } else if let Some(shared) = shared() {
@@ -311,6 +339,104 @@ fn canary_app(
         rollout: rollout(canary),
         gitops,
     }
+}
+
+/// The canary's share in percent by a TraefikService: the weights of its canary-only
+/// Services of the sum of all weights. Unknown when a weight is missing or negative (the
+/// actions refuse to step such a split too) or they sum to nothing.
+pub fn traefik_weight(t: &TraefikServiceView, canary_only: &[&String]) -> Option<f64> {
+    let mut total = 0i64;
+    let mut canary_w = 0i64;
+    for (name, w) in &t.services {
+        let w = w.filter(|w| *w >= 0)?;
+        total = total.saturating_add(w);
+        if canary_only.contains(&name) {
+            canary_w = canary_w.saturating_add(w);
+        }
+    }
+    (total > 0).then(|| canary_w as f64 * 100.0 / total as f64)
+}
+
+/// The short Service name of an Istio host (`reviews.shop.svc.cluster.local` → `reviews`).
+fn host_service(host: &str) -> &str {
+    host.split('.').next().unwrap_or(host)
+}
+
+/// The first Istio VirtualService HTTP route (by name, then in order) with a destination of
+/// each track, and the canary's share by its weights: its name and the share (unknown
+/// unless the weights are all given and sum to 100, as the actions require). A route to one
+/// of the app's Services (`ours`) naming a subset no DestinationRule defines is broken, and
+/// the actions refuse it rather than look further: it is the router, at an unknown share.
+fn istio_route(
+    env: &EnvState,
+    (stable, canary): (&DeploymentView, &DeploymentView),
+    (stable_only, canary_only): (&[&String], &[&String]),
+    ours: &[&String],
+) -> Option<(String, Option<f64>)> {
+    let subset_labels = |svc: &str, subset: &str| {
+        env.destination_rules
+            .values()
+            .filter(|r| host_service(&r.host) == svc)
+            .flat_map(|r| &r.subsets)
+            .find(|(n, _)| n == subset)
+            .map(|(_, l)| l)
+    };
+    let broken = |d: &IstioDestination| {
+        let svc = host_service(&d.host);
+        d.subset.as_ref().is_some_and(|subset| {
+            ours.iter().any(|s| s.as_str() == svc) && subset_labels(svc, subset).is_none()
+        })
+    };
+    // Which track a destination sends to: Some(true) the canary, Some(false) the stable. A
+    // host alone names a Service of one track; a subset selects one track's pods by the
+    // labels a DestinationRule for the host gives it.
+    let track = |d: &IstioDestination| -> Option<bool> {
+        let svc = host_service(&d.host);
+        let Some(subset) = &d.subset else {
+            let is = |svcs: &[&String]| svcs.iter().any(|s| s.as_str() == svc);
+            return if is(canary_only) {
+                Some(true)
+            } else if is(stable_only) {
+                Some(false)
+            } else {
+                None
+            };
+        };
+        let labels = subset_labels(svc, subset)?;
+        match (
+            selects(labels, &canary.template_labels),
+            selects(labels, &stable.template_labels),
+        ) {
+            (true, false) => Some(true),
+            (false, true) => Some(false),
+            _ => None,
+        }
+    };
+    env.virtual_services.values().find_map(|vs| {
+        vs.http.iter().find_map(|route| {
+            if route.iter().any(broken) {
+                return Some((vs.name.clone(), None));
+            }
+            let tracks: Vec<Option<bool>> = route.iter().map(track).collect();
+            if !(tracks.contains(&Some(true)) && tracks.contains(&Some(false))) {
+                return None;
+            }
+            let weights: Option<Vec<i64>> = route.iter().map(|d| d.weight).collect();
+            let weight = weights
+                .filter(|w| {
+                    w.iter().all(|w| *w >= 0)
+                        && w.iter().try_fold(0i64, |a, w| a.checked_add(*w)) == Some(100)
+                })
+                .map(|w| {
+                    w.iter()
+                        .zip(&tracks)
+                        .filter(|(_, t)| **t == Some(true))
+                        .map(|(w, _)| *w as f64)
+                        .sum()
+                });
+            Some((vs.name.clone(), weight))
+        })
+    })
 }
 
 /// The canary's share in percent by an ingress-nginx canary Ingress: `canary-weight` of
@@ -475,7 +601,9 @@ pub fn app_pods<'a>(env: &'a EnvState, app: &AppView) -> Vec<&'a super::state::P
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::state::{IngressView, PodView, ServiceView};
+    use crate::app::state::{
+        DestinationRuleView, IngressView, PodView, RouteView, ServiceView, VirtualServiceView,
+    };
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
         pairs
@@ -713,6 +841,323 @@ mod tests {
         assert_eq!(
             canary_of(&apps(&env)[0]),
             (&Router::Nginx("catalog-canary".into()), Some(10.0))
+        );
+    }
+
+    /// A stable (3 replicas) and a canary (1) Deployment of `app`, with a Service per track
+    /// (`app` and `app-canary`).
+    fn pair(app: &str, stable_tag: &str, canary_tag: &str) -> EnvState {
+        let stable = labels(&[("app", app), ("track", "stable")]);
+        let canary = labels(&[("app", app), ("track", "canary")]);
+        let mut env = EnvState::default();
+        let image = |tag: &str| format!("registry.local/{app}:{tag}");
+        for d in [
+            deployment(app, &stable, &image(stable_tag), 3),
+            deployment(&format!("{app}-canary"), &canary, &image(canary_tag), 1),
+        ] {
+            env.deployments.insert(d.name.clone(), d);
+        }
+        service(&mut env, app, &stable);
+        service(&mut env, &format!("{app}-canary"), &canary);
+        env
+    }
+
+    fn traefik(name: &str, services: &[(&str, Option<i64>)]) -> TraefikServiceView {
+        TraefikServiceView {
+            name: name.into(),
+            services: services.iter().map(|(n, w)| (n.to_string(), *w)).collect(),
+        }
+    }
+
+    /// `inventory`: a Service per track, weighed 9 to 1 by a TraefikService.
+    fn inventory() -> EnvState {
+        let mut env = pair("inventory", "5.4.0", "5.5.0");
+        env.traefik_services.insert(
+            "inventory".into(),
+            traefik(
+                "inventory",
+                &[("inventory", Some(90)), ("inventory-canary", Some(10))],
+            ),
+        );
+        env
+    }
+
+    #[test]
+    fn a_traefik_service_splits_in_proportion_to_its_weights() {
+        let mut env = inventory();
+        let app = &apps(&env)[0];
+        assert_eq!(
+            canary_of(app),
+            (&Router::Traefik("inventory".into()), Some(10.0))
+        );
+        let got: Vec<_> = app
+            .versions
+            .iter()
+            .map(|v| (v.tag.as_str(), v.role, v.weight))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("5.4.0", Role::Stable, Some(90.0)),
+                ("5.5.0", Role::Canary, Some(10.0))
+            ]
+        );
+
+        // Weights are proportional, whatever they sum to; a third Service takes its share.
+        let weigh = |env: &mut EnvState, services: &[(&str, Option<i64>)]| {
+            env.traefik_services
+                .insert("inventory".into(), traefik("inventory", services));
+            canary_of(&apps(env)[0]).1
+        };
+        let w = weigh(
+            &mut env,
+            &[("inventory", Some(3)), ("inventory-canary", Some(1))],
+        );
+        assert_eq!(w, Some(25.0));
+        let w = weigh(
+            &mut env,
+            &[
+                ("inventory", Some(2)),
+                ("inventory-canary", Some(1)),
+                ("inventory-legacy", Some(1)),
+            ],
+        );
+        assert_eq!(w, Some(25.0));
+        // A missing or negative weight, or none at all: unknown, never a wrong number.
+        for services in [
+            &[("inventory", Some(9)), ("inventory-canary", None)][..],
+            &[("inventory", Some(11)), ("inventory-canary", Some(-1))],
+            &[("inventory", Some(0)), ("inventory-canary", Some(0))],
+            &[
+                ("inventory", Some(i64::MAX)),
+                ("inventory-canary", Some(i64::MAX)),
+                ("inventory-legacy", None),
+            ],
+        ] {
+            let w = weigh(&mut env, services);
+            assert_eq!(w, None, "{services:?}");
+            assert_eq!(
+                canary_of(&apps(&env)[0]).0,
+                &Router::Traefik("inventory".into())
+            );
+        }
+
+        // The older traefik.containo.us group's TraefikServices count the same.
+        let ts = traefik(
+            "inventory",
+            &[("inventory", Some(80)), ("inventory-canary", Some(20))],
+        );
+        env.traefik_services.clear();
+        env.traefik_services_legacy.insert(ts.name.clone(), ts);
+        assert_eq!(
+            canary_of(&apps(&env)[0]),
+            (&Router::Traefik("inventory".into()), Some(20.0))
+        );
+
+        // One that weighs only the stable's Service splits nothing between the tracks.
+        env.traefik_services_legacy.insert(
+            "inventory".into(),
+            traefik("inventory", &[("inventory", Some(1)), ("images", Some(1))]),
+        );
+        assert_eq!(canary_of(&apps(&env)[0]), (&Router::Unknown, None));
+    }
+
+    #[test]
+    fn a_traefik_service_needs_a_service_of_each_track_alone() {
+        // A Service over both tracks is no track's: weighing it against the canary's is no
+        // canary split (the replica ratio behind it is).
+        let mut env = pair("inventory", "5.4.0", "5.5.0");
+        service(&mut env, "inventory-all", &labels(&[("app", "inventory")]));
+        env.traefik_services.insert(
+            "inventory".into(),
+            traefik(
+                "inventory",
+                &[("inventory-all", Some(90)), ("inventory-canary", Some(10))],
+            ),
+        );
+        assert_eq!(
+            canary_of(&apps(&env)[0]),
+            (&Router::ReplicaRatio("inventory-all".into()), Some(25.0))
+        );
+    }
+
+    #[test]
+    fn routers_are_found_in_the_order_the_actions_look_for_them() {
+        // HTTPRoute, then TraefikService, then VirtualService, then the canary Ingress, then
+        // the replica ratio.
+        let mut env = pair("inventory", "5.4.0", "5.5.0");
+        service(&mut env, "inventory-all", &labels(&[("app", "inventory")]));
+        let router = |env: &EnvState| canary_of(&apps(env)[0]).0.clone();
+        assert_eq!(router(&env), Router::ReplicaRatio("inventory-all".into()));
+        env.ingresses.insert(
+            "inventory-canary".into(),
+            ingress("inventory-canary", "inventory-canary", Some("10")),
+        );
+        assert_eq!(router(&env), Router::Nginx("inventory-canary".into()));
+        let dest = |host: &str, weight| IstioDestination {
+            host: host.into(),
+            subset: None,
+            weight: Some(weight),
+        };
+        env.virtual_services.insert(
+            "inventory".into(),
+            VirtualServiceView {
+                name: "inventory".into(),
+                http: vec![vec![
+                    dest("inventory", 90),
+                    dest("inventory-canary.shop.svc.cluster.local", 10),
+                ]],
+            },
+        );
+        assert_eq!(router(&env), Router::Istio("inventory".into()));
+        env.traefik_services.insert(
+            "inventory-split".into(),
+            traefik(
+                "inventory-split",
+                &[("inventory", Some(1)), ("inventory-canary", Some(1))],
+            ),
+        );
+        assert_eq!(router(&env), Router::Traefik("inventory-split".into()));
+        env.routes.insert(
+            "inventory".into(),
+            RouteView {
+                name: "inventory".into(),
+                backends: vec![("inventory".into(), 1), ("inventory-canary".into(), 1)],
+            },
+        );
+        assert_eq!(router(&env), Router::HttpRoute("inventory".into()));
+    }
+
+    fn subset(host: &str, name: &str, weight: Option<i64>) -> IstioDestination {
+        IstioDestination {
+            host: host.into(),
+            subset: Some(name.into()),
+            weight,
+        }
+    }
+
+    /// `reviews`: one Service over both tracks; a DestinationRule names the tracks' pods as
+    /// subsets v1 (stable) and v2 (canary), and a VirtualService sends testers to v2 and
+    /// everyone else 80/20.
+    fn reviews() -> EnvState {
+        let mut env = pair("reviews", "1.8.0", "1.9.0");
+        env.services.clear();
+        service(&mut env, "reviews", &labels(&[("app", "reviews")]));
+        env.destination_rules.insert(
+            "reviews".into(),
+            DestinationRuleView {
+                name: "reviews".into(),
+                host: "reviews.shop.svc.cluster.local".into(),
+                subsets: vec![
+                    ("v1".into(), labels(&[("track", "stable")])),
+                    ("v2".into(), labels(&[("track", "canary")])),
+                    ("all".into(), labels(&[("app", "reviews")])),
+                ],
+            },
+        );
+        env.virtual_services.insert(
+            "reviews".into(),
+            VirtualServiceView {
+                name: "reviews".into(),
+                http: vec![
+                    vec![subset("reviews", "v2", None)],
+                    vec![
+                        subset("reviews.shop.svc.cluster.local", "v1", Some(80)),
+                        subset("reviews", "v2", Some(20)),
+                    ],
+                ],
+            },
+        );
+        env
+    }
+
+    #[test]
+    fn an_istio_virtual_service_splits_by_its_route_weights_through_subsets() {
+        let mut env = reviews();
+        let app = &apps(&env)[0];
+        assert_eq!(
+            canary_of(app),
+            (&Router::Istio("reviews".into()), Some(20.0))
+        );
+        let got: Vec<_> = app
+            .versions
+            .iter()
+            .map(|v| (v.tag.as_str(), v.role, v.weight))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("1.8.0", Role::Stable, Some(80.0)),
+                ("1.9.0", Role::Canary, Some(20.0))
+            ]
+        );
+
+        // Weights missing, or not summing to 100: unknown, never a wrong number.
+        fn route(env: &mut EnvState) -> &mut Vec<IstioDestination> {
+            &mut env.virtual_services.get_mut("reviews").unwrap().http[1]
+        }
+        route(&mut env)[1].weight = None;
+        assert_eq!(
+            canary_of(&apps(&env)[0]),
+            (&Router::Istio("reviews".into()), None)
+        );
+        route(&mut env)[1].weight = Some(30);
+        assert_eq!(canary_of(&apps(&env)[0]).1, None);
+        route(&mut env)[0].weight = Some(i64::MAX);
+        assert_eq!(canary_of(&apps(&env)[0]).1, None);
+        route(&mut env)[0].weight = Some(70);
+        assert_eq!(canary_of(&apps(&env)[0]).1, Some(30.0));
+
+        // A subset no DestinationRule defines, on the app's Service: the route is broken (the
+        // actions refuse it): the VirtualService is the router, at an unknown share.
+        route(&mut env)[1] = subset("reviews.shop.svc.cluster.local", "v3", Some(30));
+        assert_eq!(
+            canary_of(&apps(&env)[0]),
+            (&Router::Istio("reviews".into()), None)
+        );
+
+        // A subset selecting both tracks, or one of another host's rule: no track, so no
+        // split; the Service over both is the replica ratio.
+        for (host, name) in [("reviews", "all"), ("ratings", "v2")] {
+            route(&mut env)[1] = subset(host, name, Some(30));
+            assert_eq!(
+                canary_of(&apps(&env)[0]),
+                (&Router::ReplicaRatio("reviews".into()), Some(25.0)),
+                "{host}/{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_istio_destination_without_a_subset_names_a_tracks_service() {
+        let mut env = pair("reviews", "1.8.0", "1.9.0");
+        let dest = |host: &str, weight| IstioDestination {
+            host: host.into(),
+            subset: None,
+            weight: Some(weight),
+        };
+        env.virtual_services.insert(
+            "reviews".into(),
+            VirtualServiceView {
+                name: "reviews".into(),
+                http: vec![vec![
+                    dest("reviews.shop.svc.cluster.local", 95),
+                    dest("reviews-canary", 5),
+                ]],
+            },
+        );
+        assert_eq!(
+            canary_of(&apps(&env)[0]),
+            (&Router::Istio("reviews".into()), Some(5.0))
+        );
+        // The canary Ingress comes after it.
+        env.ingresses.insert(
+            "reviews-canary".into(),
+            ingress("reviews-canary", "reviews-canary", Some("50")),
+        );
+        assert_eq!(
+            canary_of(&apps(&env)[0]),
+            (&Router::Istio("reviews".into()), Some(5.0))
         );
     }
 

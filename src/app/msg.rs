@@ -6,8 +6,9 @@ use jiff::Timestamp;
 use super::action::Action;
 use super::dialog::Access;
 use super::state::{
-    AppMetrics, ArgoRolloutView, Conn, DeploymentView, EventView, IngressView, LogLine, PodView,
-    ReplicaSetView, RouteView, ServiceView,
+    AppMetrics, ArgoRolloutView, Conn, DeploymentView, DestinationRuleView, EventView, IngressView,
+    LogLine, PodView, ReplicaSetView, RouteView, ServiceView, TraefikServiceView,
+    VirtualServiceView,
 };
 use crate::cluster::actions::{Plan, Revision, Verb};
 
@@ -30,6 +31,13 @@ pub enum ClusterEvent {
     Route(Change<RouteView>),
     Ingress(Change<IngressView>),
     ArgoRollout(Change<ArgoRolloutView>),
+    /// TraefikServices of `traefik.io`, or (`legacy`) of `traefik.containo.us`.
+    TraefikService {
+        legacy: bool,
+        change: Change<TraefikServiceView>,
+    },
+    VirtualService(Change<VirtualServiceView>),
+    DestinationRule(Change<DestinationRuleView>),
     Event(EventView),
 }
 

@@ -84,6 +84,13 @@ pub struct EnvState {
     pub ingresses: BTreeMap<String, IngressView>,
     /// Argo Rollouts (`argoproj.io/v1alpha1` Rollout); empty where the CRD is not installed.
     pub argo_rollouts: BTreeMap<String, ArgoRolloutView>,
+    /// Traefik TraefikServices of `traefik.io`, and of the older `traefik.containo.us` (two
+    /// kinds, each with objects of its own); empty where the CRDs are not installed.
+    pub traefik_services: BTreeMap<String, TraefikServiceView>,
+    pub traefik_services_legacy: BTreeMap<String, TraefikServiceView>,
+    /// Istio (`networking.istio.io`) VirtualServices and DestinationRules.
+    pub virtual_services: BTreeMap<String, VirtualServiceView>,
+    pub destination_rules: BTreeMap<String, DestinationRuleView>,
     /// Newest last; bounded.
     pub events: VecDeque<EventView>,
     /// Derived from the objects above after every change, sorted by name.
@@ -191,6 +198,44 @@ pub struct IngressView {
     pub backends: Vec<String>,
 }
 
+/// A Traefik `TraefikService`'s weighted round robin.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TraefikServiceView {
+    pub name: String,
+    /// `spec.weighted.services[]`: `(name, weight)`, the name a Kubernetes Service's; the
+    /// weight as written (None where missing or not a whole number).
+    pub services: Vec<(String, Option<i64>)>,
+}
+
+/// One destination of an Istio VirtualService's HTTP route.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IstioDestination {
+    /// `destination.host`: a Service's name, short or fully qualified.
+    pub host: String,
+    /// `destination.subset`, defined by a DestinationRule for the host.
+    pub subset: Option<String>,
+    /// `weight` (None where missing or not a whole number).
+    pub weight: Option<i64>,
+}
+
+/// An Istio `VirtualService`: the destinations of each `spec.http[]` route.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VirtualServiceView {
+    pub name: String,
+    /// `spec.http[].route[]`.
+    pub http: Vec<Vec<IstioDestination>>,
+}
+
+/// An Istio `DestinationRule`: the subsets of its host.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DestinationRuleView {
+    pub name: String,
+    /// `spec.host`: a Service's name, short or fully qualified.
+    pub host: String,
+    /// `spec.subsets[]`: `(name, labels)`.
+    pub subsets: Vec<(String, Labels)>,
+}
+
 /// An Argo Rollout (canary strategy), as its status reports it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ArgoRolloutView {
@@ -265,6 +310,10 @@ pub enum Router {
     Nginx(String),
     /// Argo Rollouts: the Rollout (its status's canary weight).
     Argo(String),
+    /// Traefik: the TraefikService (its weighted services' weights, proportional).
+    Traefik(String),
+    /// Istio: the VirtualService (the weights of its HTTP route to both tracks, of 100).
+    Istio(String),
     /// A stable and a canary Deployment, but nothing seen that splits traffic between them.
     Unknown,
 }

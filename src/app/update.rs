@@ -566,6 +566,16 @@ fn cluster(state: &mut AppState, env: usize, event: ClusterEvent) -> Outcome {
         ClusterEvent::Route(c) => apply(&mut e.routes, c, |v| &v.name),
         ClusterEvent::Ingress(c) => apply(&mut e.ingresses, c, |v| &v.name),
         ClusterEvent::ArgoRollout(c) => apply(&mut e.argo_rollouts, c, |v| &v.name),
+        ClusterEvent::TraefikService { legacy, change } => {
+            let map = if legacy {
+                &mut e.traefik_services_legacy
+            } else {
+                &mut e.traefik_services
+            };
+            apply(map, change, |v| &v.name);
+        }
+        ClusterEvent::VirtualService(c) => apply(&mut e.virtual_services, c, |v| &v.name),
+        ClusterEvent::DestinationRule(c) => apply(&mut e.destination_rules, c, |v| &v.name),
         ClusterEvent::Event(ev) => {
             e.events.push_back(ev);
             while e.events.len() > MAX_EVENTS {
@@ -711,5 +721,29 @@ mod tests {
             cluster(ClusterEvent::ReplicaSet(Change::Delete("cart-bbb".into()))),
         );
         assert_eq!(s.envs[0].apps[0].versions.len(), 1);
+    }
+
+    #[test]
+    fn traefiks_two_groups_keep_their_own_objects() {
+        use crate::app::state::TraefikServiceView;
+        let mut s = AppState::new(vec![EnvState::default()], Timestamp::UNIX_EPOCH, 900);
+        let ts = |name: &str| TraefikServiceView {
+            name: name.into(),
+            services: vec![("inventory".into(), Some(1))],
+        };
+        let traefik = |legacy, change| Msg::Cluster {
+            env: 0,
+            event: ClusterEvent::TraefikService { legacy, change },
+        };
+        update(&mut s, traefik(false, Change::Reset(vec![ts("inventory")])));
+        update(&mut s, traefik(true, Change::Upsert(ts("inventory"))));
+        update(&mut s, traefik(true, Change::Upsert(ts("old"))));
+        // A re-list of one group (or its CRD gone) leaves the other's alone.
+        update(&mut s, traefik(true, Change::Reset(Vec::new())));
+        let e = &s.envs[0];
+        assert!(e.traefik_services_legacy.is_empty());
+        assert_eq!(e.traefik_services.keys().collect::<Vec<_>>(), ["inventory"]);
+        update(&mut s, traefik(false, Change::Delete("inventory".into())));
+        assert!(s.envs[0].traefik_services.is_empty());
     }
 }

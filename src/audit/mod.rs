@@ -204,6 +204,10 @@ pub struct Entry {
     pub version: String,
     #[serde(default, skip_serializing_if = "is_false")]
     pub drill: bool,
+    /// Done by the automated guard, not by a person (absent when false, so older lines and
+    /// their hashes are unchanged).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub automatic: bool,
     pub prev: String,
 }
 
@@ -232,6 +236,7 @@ impl Entry {
             duration_ms: None,
             version: env!("CARGO_PKG_VERSION").to_string(),
             drill: false,
+            automatic: false,
             prev: String::new(),
         }
     }

@@ -14,8 +14,9 @@ use kube::api::DynamicObject;
 use serde_json::Value;
 
 use crate::app::state::{
-    ArgoRolloutView, DeploymentView, EventView, IngressView, Labels, PodView, ReplicaSetView,
-    RouteView, ServiceView,
+    ArgoRolloutView, DeploymentView, DestinationRuleView, EventView, IngressView, IstioDestination,
+    Labels, PodView, ReplicaSetView, RouteView, ServiceView, TraefikServiceView,
+    VirtualServiceView,
 };
 
 fn labels(m: &Option<BTreeMap<String, String>>) -> Labels {
@@ -374,6 +375,60 @@ pub fn argo_rollout(r: &DynamicObject) -> ArgoRolloutView {
     }
 }
 
+/// The elements of the JSON array at `ptr` (none where it is not an array).
+fn array_at<'a>(v: &'a Value, ptr: &str) -> impl Iterator<Item = &'a Value> {
+    v.pointer(ptr)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+/// A Traefik TraefikService (`traefik.io` or `traefik.containo.us`, `v1alpha1`): its
+/// weighted services, read from its JSON.
+pub fn traefik_service(t: &DynamicObject) -> TraefikServiceView {
+    TraefikServiceView {
+        name: name(&t.metadata),
+        services: array_at(&t.data, "/spec/weighted/services")
+            .map(|s| (str_at(s, "/name"), s.get("weight").and_then(Value::as_i64)))
+            .collect(),
+    }
+}
+
+/// An Istio VirtualService (`networking.istio.io`): the destinations of its HTTP routes.
+pub fn virtual_service(v: &DynamicObject) -> VirtualServiceView {
+    VirtualServiceView {
+        name: name(&v.metadata),
+        http: array_at(&v.data, "/spec/http")
+            .map(|h| {
+                array_at(h, "/route")
+                    .map(|r| IstioDestination {
+                        host: str_at(r, "/destination/host"),
+                        subset: r
+                            .pointer("/destination/subset")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                        weight: r.get("weight").and_then(Value::as_i64),
+                    })
+                    .collect()
+            })
+            .collect(),
+    }
+}
+
+/// An Istio DestinationRule (`networking.istio.io`): its host's subsets.
+pub fn destination_rule(d: &DynamicObject) -> DestinationRuleView {
+    DestinationRuleView {
+        name: name(&d.metadata),
+        host: str_at(&d.data, "/spec/host"),
+        subsets: array_at(&d.data, "/spec/subsets")
+            .filter_map(|s| {
+                let n = s.get("name").and_then(Value::as_str)?;
+                Some((n.to_string(), string_map(s, "/labels")))
+            })
+            .collect(),
+    }
+}
+
 pub fn event(e: &Event) -> EventView {
     let obj = &e.involved_object;
     EventView {
@@ -488,6 +543,99 @@ mod tests {
         assert_eq!((v.replicas, v.steps, v.step_index), (1, 0, None));
         assert_eq!(v.canary_weight, None);
         assert!(v.images.is_empty() && !v.pause_conditions);
+    }
+
+    #[test]
+    fn a_traefik_service_keeps_its_weighted_services() {
+        let t: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "traefik.io/v1alpha1", "kind": "TraefikService",
+            "metadata": {"name": "inventory"},
+            "spec": {"weighted": {"services": [
+                {"name": "inventory", "port": 80, "weight": 9},
+                {"name": "inventory-canary", "port": 80, "weight": 1},
+                {"name": "inventory-old", "port": 80},
+                {"name": "inventory-odd", "port": 80, "weight": "3"}
+            ]}}
+        }))
+        .expect("a TraefikService");
+        assert_eq!(
+            traefik_service(&t),
+            TraefikServiceView {
+                name: "inventory".into(),
+                services: vec![
+                    ("inventory".into(), Some(9)),
+                    ("inventory-canary".into(), Some(1)),
+                    ("inventory-old".into(), None),
+                    ("inventory-odd".into(), None),
+                ],
+            }
+        );
+        // A mirroring (or junk) spec has no weighted services.
+        let m: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "traefik.io/v1alpha1", "kind": "TraefikService",
+            "metadata": {"name": "mirror"},
+            "spec": {"mirroring": {"name": "inventory"}, "weighted": {"services": {"name": 1}}}
+        }))
+        .expect("a TraefikService");
+        assert!(traefik_service(&m).services.is_empty());
+    }
+
+    #[test]
+    fn a_virtual_service_and_destination_rule_are_read_from_their_json() {
+        let vs: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": {"name": "reviews"},
+            "spec": {"hosts": ["reviews"], "http": [
+                {"match": [{"headers": {"x-canary": {"exact": "1"}}}],
+                 "route": [{"destination": {"host": "reviews", "subset": "v2"}}]},
+                {"route": [
+                    {"destination": {"host": "reviews.shop.svc.cluster.local", "subset": "v1",
+                                     "port": {"number": 9080}}, "weight": 80},
+                    {"destination": {"host": "reviews", "subset": "v2"}, "weight": 20}
+                ]},
+                {"route": "junk"}
+            ]}
+        }))
+        .expect("a VirtualService");
+        let v = virtual_service(&vs);
+        assert_eq!(v.name, "reviews");
+        assert_eq!(v.http.len(), 3);
+        assert_eq!(
+            v.http[1],
+            [
+                IstioDestination {
+                    host: "reviews.shop.svc.cluster.local".into(),
+                    subset: Some("v1".into()),
+                    weight: Some(80),
+                },
+                IstioDestination {
+                    host: "reviews".into(),
+                    subset: Some("v2".into()),
+                    weight: Some(20),
+                },
+            ]
+        );
+        assert_eq!(v.http[0][0].weight, None);
+        assert!(v.http[2].is_empty());
+
+        let dr: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+            "metadata": {"name": "reviews"},
+            "spec": {"host": "reviews.shop.svc.cluster.local", "subsets": [
+                {"name": "v1", "labels": {"app": "reviews", "track": "stable"}},
+                {"name": "v2", "labels": {"app": "reviews", "track": "canary"}},
+                {"labels": {"track": "nameless"}}
+            ]}
+        }))
+        .expect("a DestinationRule");
+        let d = destination_rule(&dr);
+        assert_eq!(d.host, "reviews.shop.svc.cluster.local");
+        let names: Vec<&str> = d.subsets.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["v1", "v2"]);
+        assert_eq!(
+            d.subsets[1].1.get("track").map(String::as_str),
+            Some("canary")
+        );
     }
 
     #[test]

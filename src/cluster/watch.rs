@@ -61,19 +61,68 @@ pub fn spawn(
         ClusterEvent::Ingress,
     );
     w.events(Api::<Event>::namespaced(client.clone(), namespace));
-    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
-    let ar = ApiResource::from_gvk_with_plural(&gvk, "httproutes");
+    let api = |group: &str, version: &str, kind: &str, plural: &str| {
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let ar = ApiResource::from_gvk_with_plural(&gvk, plural);
+        Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &ar)
+    };
     w.optional(
-        Api::namespaced_with(client.clone(), namespace, &ar),
+        vec![api(
+            "gateway.networking.k8s.io",
+            "v1",
+            "HTTPRoute",
+            "httproutes",
+        )],
         convert::route,
         ClusterEvent::Route,
     );
-    let gvk = GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout");
-    let ar = ApiResource::from_gvk_with_plural(&gvk, "rollouts");
     w.optional(
-        Api::namespaced_with(client.clone(), namespace, &ar),
+        vec![api("argoproj.io", "v1alpha1", "Rollout", "rollouts")],
         convert::argo_rollout,
         ClusterEvent::ArgoRollout,
+    );
+    // Traefik's two API groups are two kinds, each with objects of its own.
+    w.optional(
+        vec![api(
+            "traefik.io",
+            "v1alpha1",
+            "TraefikService",
+            "traefikservices",
+        )],
+        convert::traefik_service,
+        |change| ClusterEvent::TraefikService {
+            legacy: false,
+            change,
+        },
+    );
+    w.optional(
+        vec![api(
+            "traefik.containo.us",
+            "v1alpha1",
+            "TraefikService",
+            "traefikservices",
+        )],
+        convert::traefik_service,
+        |change| ClusterEvent::TraefikService {
+            legacy: true,
+            change,
+        },
+    );
+    // Istio's versions serve the same objects: v1 where served (Istio 1.22 on), else v1beta1.
+    let istio = |kind: &str, plural: &str| {
+        ["v1", "v1beta1"]
+            .map(|v| api("networking.istio.io", v, kind, plural))
+            .to_vec()
+    };
+    w.optional(
+        istio("VirtualService", "virtualservices"),
+        convert::virtual_service,
+        ClusterEvent::VirtualService,
+    );
+    w.optional(
+        istio("DestinationRule", "destinationrules"),
+        convert::destination_rule,
+        ClusterEvent::DestinationRule,
     );
 }
 
@@ -141,14 +190,15 @@ impl Watch {
         });
     }
 
-    /// A kind from a CRD that may not be installed (Gateway API HTTPRoutes, Argo Rollouts):
-    /// where the API answers 404 (or 403) it is looked for again every few minutes, quietly,
-    /// instead of watched — a missing CRD is no connection problem, and the environment's
-    /// other objects are still worth showing. Should it go away while watched, its objects go
-    /// with it.
+    /// A kind from a CRD that may not be installed (Gateway API HTTPRoutes, Argo Rollouts,
+    /// Traefik, Istio): where the API answers 404 (or 403) it is looked for again every few
+    /// minutes, quietly, instead of watched — a missing CRD is no connection problem, and the
+    /// environment's other objects are still worth showing. Should it go away while watched,
+    /// its objects go with it. `apis` are versions of one kind, most wanted first: the first
+    /// one served is watched.
     fn optional<V>(
         &self,
-        api: Api<DynamicObject>,
+        apis: Vec<Api<DynamicObject>>,
         conv: fn(&DynamicObject) -> V,
         wrap: fn(Change<V>) -> ClusterEvent,
     ) where
@@ -157,24 +207,33 @@ impl Watch {
         let w = self.clone();
         tokio::spawn(async move {
             let (env, tx) = (w.env, w.tx.clone());
-            let kind = api.resource_url().to_string();
             loop {
-                let probe_params = ListParams::default().limit(1);
-                let probe = tokio::select! {
-                    _ = w.cancel.cancelled() => return,
-                    p = api.list(&probe_params) => p,
-                };
-                let absent = match probe {
-                    Err(kube::Error::Api(e)) if unavailable_code(e.code) => {
-                        tracing::info!("not watching {kind}: {} ({})", e.message, e.code);
-                        true
+                let mut served = None;
+                for api in &apis {
+                    let probe_params = ListParams::default().limit(1);
+                    let probe = tokio::select! {
+                        _ = w.cancel.cancelled() => return,
+                        p = api.list(&probe_params) => p,
+                    };
+                    match probe {
+                        Err(kube::Error::Api(e)) if unavailable_code(e.code) => {
+                            tracing::info!(
+                                "not watching {}: {} ({})",
+                                api.resource_url(),
+                                e.message,
+                                e.code
+                            );
+                        }
+                        _ => {
+                            served = Some(api.clone());
+                            break;
+                        }
                     }
-                    _ => false,
-                };
-                if !absent {
+                }
+                if let Some(api) = served {
                     let sink_tx = tx.clone();
                     let stream =
-                        watcher::watcher(api.clone(), watcher::Config::default()).default_backoff();
+                        watcher::watcher(api, watcher::Config::default()).default_backoff();
                     let stop = w
                         .pump_until_absent(stream, conv, move |c| {
                             sink_tx

@@ -31,6 +31,53 @@ pub struct Config {
     pub canary_steps: Vec<u32>,
     /// Per-app settings (`[apps.NAME]`).
     pub apps: std::collections::BTreeMap<String, AppConfig>,
+    /// Rollback drills (`[drill]`).
+    pub drill: DrillConfig,
+    /// The automated rollback guard (`[guard]`).
+    pub guard: GuardConfig,
+}
+
+/// `[drill]`: how rollback drills run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DrillConfig {
+    /// On a real cluster (no sandbox fault API): the known-bad image a drill rolls out.
+    pub bad_image: Option<String>,
+    /// Let drills run in production environments (default: refused).
+    pub allow_production: bool,
+    /// Seconds the metrics must stay under the thresholds to count as recovered.
+    pub hold_seconds: Option<f64>,
+    /// The fault comes at a random moment within this many seconds.
+    pub window_seconds: Option<f64>,
+}
+
+/// `[guard]`: the automated rollback guard (Flagger-like analysis).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardConfig {
+    /// Off by default.
+    pub enabled: bool,
+    /// Seconds between checks.
+    pub interval_seconds: f64,
+    /// Consecutive failed checks that count as a breach.
+    pub failed_checks: u32,
+    /// Seconds of countdown before the rollback, during which it can be cancelled.
+    pub countdown_seconds: f64,
+    /// How long after a flip (or a rolling update) the guard keeps watching, in seconds.
+    pub after_change_seconds: f64,
+    /// Per-app thresholds overriding `[thresholds]`.
+    pub apps: std::collections::BTreeMap<String, Thresholds>,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            enabled: false,
+            interval_seconds: 10.0,
+            failed_checks: 3,
+            countdown_seconds: 15.0,
+            after_change_seconds: 300.0,
+            apps: Default::default(),
+        }
+    }
 }
 
 /// Settings for one app.
@@ -92,6 +139,8 @@ impl Default for Config {
             theme: None,
             canary_steps: vec![5, 10, 25, 50, 100],
             apps: Default::default(),
+            drill: DrillConfig::default(),
+            guard: GuardConfig::default(),
         }
     }
 }
@@ -165,6 +214,127 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             Some(apps) => validate_apps(&src, apps)?,
             None => Default::default(),
         },
+        drill: match raw.drill {
+            Some(d) => validate_drill(&src, d)?,
+            None => DrillConfig::default(),
+        },
+        guard: match raw.guard {
+            Some(g) => validate_guard(&src, g, defaults.thresholds)?,
+            None => GuardConfig::default(),
+        },
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDrill {
+    bad_image: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_production: bool,
+    hold_seconds: Option<Spanned<f64>>,
+    window_seconds: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGuard {
+    #[serde(default)]
+    enabled: bool,
+    interval_seconds: Option<Spanned<f64>>,
+    failed_checks: Option<Spanned<u32>>,
+    countdown_seconds: Option<Spanned<f64>>,
+    after_change_seconds: Option<Spanned<f64>>,
+    apps: Option<std::collections::BTreeMap<String, RawThresholds>>,
+}
+
+fn validate_drill(src: &Source, d: RawDrill) -> Result<DrillConfig, ConfigError> {
+    if let Some(img) = &d.bad_image {
+        let v = img.get_ref();
+        check(
+            src,
+            img,
+            !v.is_empty() && !v.chars().any(char::is_whitespace),
+            || format!("bad_image {v:?} is not an image reference, e.g. \"registry/app:broken\""),
+        )?;
+    }
+    let positive = |v: Option<Spanned<f64>>, what: &str| -> Result<Option<f64>, ConfigError> {
+        match v {
+            None => Ok(None),
+            Some(s) => {
+                let x = *s.get_ref();
+                check(src, &s, x > 0.0 && x <= 86_400.0, || {
+                    format!("{what} must be greater than 0 and at most 86400, got {x}")
+                })?;
+                Ok(Some(x))
+            }
+        }
+    };
+    Ok(DrillConfig {
+        bad_image: d.bad_image.map(Spanned::into_inner),
+        allow_production: d.allow_production,
+        hold_seconds: positive(d.hold_seconds, "hold_seconds")?,
+        window_seconds: positive(d.window_seconds, "window_seconds")?,
+    })
+}
+
+fn validate_guard(
+    src: &Source,
+    g: RawGuard,
+    defaults: Thresholds,
+) -> Result<GuardConfig, ConfigError> {
+    let d = GuardConfig::default();
+    let secs = |v: Option<Spanned<f64>>, default: f64, what: &str| {
+        checked(
+            src,
+            v,
+            default,
+            |x| x > 0.0 && x <= 86_400.0,
+            &format!("{what} must be greater than 0 and at most 86400"),
+        )
+    };
+    let mut apps = std::collections::BTreeMap::new();
+    for (name, t) in g.apps.unwrap_or_default() {
+        apps.insert(
+            name,
+            Thresholds {
+                max_error_ratio: checked(
+                    src,
+                    t.max_error_ratio,
+                    defaults.max_error_ratio,
+                    |r| r > 0.0 && r <= 1.0,
+                    "max_error_ratio must be greater than 0 and at most 1",
+                )?,
+                max_p99_seconds: checked(
+                    src,
+                    t.max_p99_seconds,
+                    defaults.max_p99_seconds,
+                    |s| s > 0.0 && s <= 600.0,
+                    "max_p99_seconds must be greater than 0 and at most 600",
+                )?,
+            },
+        );
+    }
+    Ok(GuardConfig {
+        enabled: g.enabled,
+        interval_seconds: secs(g.interval_seconds, d.interval_seconds, "interval_seconds")?,
+        failed_checks: checked(
+            src,
+            g.failed_checks,
+            d.failed_checks,
+            |n| (1..=100).contains(&n),
+            "failed_checks must be between 1 and 100",
+        )?,
+        countdown_seconds: secs(
+            g.countdown_seconds,
+            d.countdown_seconds,
+            "countdown_seconds",
+        )?,
+        after_change_seconds: secs(
+            g.after_change_seconds,
+            d.after_change_seconds,
+            "after_change_seconds",
+        )?,
+        apps,
     })
 }
 
@@ -213,6 +383,8 @@ struct RawConfig {
     theme: Option<Spanned<String>>,
     canary_steps: Option<Spanned<Vec<Spanned<u32>>>>,
     apps: Option<std::collections::BTreeMap<String, RawApp>>,
+    drill: Option<RawDrill>,
+    guard: Option<RawGuard>,
 }
 
 #[derive(Deserialize)]

@@ -41,6 +41,8 @@ fn body(a: &FaultAdd) -> Value {
         ("crashLoop", Value::Null)
     } else if a.readiness_failure {
         ("readinessFailure", Value::Null)
+    } else if let Some(s) = a.api_delay {
+        ("apiDelay", json!(s))
     } else {
         ("slowRollout", json!(a.slow_rollout.unwrap_or(60.0)))
     };

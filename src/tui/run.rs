@@ -296,7 +296,8 @@ fn run_cmds(cmds: Vec<Cmd>, envs: &mut [EnvRuntime], ctx: &ActionCtx) -> bool {
                         context: e.context.clone(),
                         operator,
                         reason,
-                        drill: false,
+                        drill: crate::drill::state::active_for(&e.name, &e.namespace).is_some(),
+                        automatic: false,
                     };
                     tokio::spawn(execute_action(env, client, op, *plan, ctx.clone()));
                 }

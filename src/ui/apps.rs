@@ -279,6 +279,8 @@ fn router_name(r: &Router, short: bool) -> &'static str {
         (Router::Nginx(_), true) => "nginx",
         (Router::Argo(_), false) => "Argo Rollouts",
         (Router::Argo(_), true) => "Argo",
+        (Router::Traefik(_), _) => "Traefik",
+        (Router::Istio(_), _) => "Istio",
         (Router::Unknown, _) => "no router",
     }
 }

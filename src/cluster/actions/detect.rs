@@ -363,6 +363,11 @@ async fn find_router(
             .collect()
     };
     let (stable_svcs, canary_svcs) = (only(stable, canary), only(canary, stable));
+    let shared_svcs: Vec<String> = services
+        .iter()
+        .filter(|s| selects(s, stable) && selects(s, canary))
+        .map(|s| name_of(s).to_string())
+        .collect();
     if wants(RouterKind::GatewayApi) {
         for route in list(client, ns, &Res::HTTPROUTE, None).await? {
             for (i, rule) in route
@@ -398,8 +403,16 @@ async fn find_router(
         return Ok(r);
     }
     if wants(RouterKind::Istio)
-        && let Some(r) =
-            super::mesh::find_istio(client, ns, stable, canary, &stable_svcs, &canary_svcs).await?
+        && let Some(r) = super::mesh::find_istio(
+            client,
+            ns,
+            stable,
+            canary,
+            &stable_svcs,
+            &canary_svcs,
+            &shared_svcs,
+        )
+        .await?
     {
         return Ok(r);
     }

@@ -21,6 +21,8 @@ pub struct Operation {
     pub reason: Option<String>,
     /// Part of a rollback drill.
     pub drill: bool,
+    /// Done by the automated guard (recorded as `automatic` in the audit log).
+    pub automatic: bool,
 }
 
 /// How to run it.
@@ -88,6 +90,7 @@ pub async fn execute(
     );
     intent.reason = op.reason.clone();
     intent.drill = op.drill;
+    intent.automatic = op.automatic;
     let intent_seq = append(opts.audit_log.clone(), intent.clone()).await?;
     let started = Instant::now();
     let result = apply(client, plan, false).await;

@@ -176,6 +176,7 @@ pub async fn find_istio(
     canary: &Value,
     stable_svcs: &[String],
     canary_svcs: &[String],
+    shared_svcs: &[String],
 ) -> Result<Option<Router>, ActionError> {
     let Some((res, vss)) = first_served(client, ns, &ISTIO).await? else {
         return Ok(None);
@@ -199,6 +200,26 @@ pub async fn find_istio(
             .enumerate()
         {
             let routes = http.get("route").and_then(Value::as_array);
+            // A route to the app's Services naming a subset no DestinationRule defines is
+            // broken: say so rather than fall back to another router.
+            for r in routes.into_iter().flatten() {
+                let (Some(host), Some(subset)) = (
+                    str_at(r, "/destination/host"),
+                    str_at(r, "/destination/subset"),
+                ) else {
+                    continue;
+                };
+                let svc = host_service(host);
+                let ours = [stable_svcs, canary_svcs, shared_svcs]
+                    .iter()
+                    .any(|l| l.iter().any(|s| s == svc));
+                if ours && !subsets(&rules, svc).iter().any(|(n, _)| *n == subset) {
+                    return Err(ActionError::Refused(format!(
+                        "VirtualService/{}: subset {subset} of {host} is not defined in any DestinationRule",
+                        name_of(vs)
+                    )));
+                }
+            }
             let tracks: Vec<Option<bool>> = routes
                 .into_iter()
                 .flatten()
