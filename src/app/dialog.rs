@@ -556,3 +556,55 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod drill_banner_tests {
+    use crate::app::msg::Msg;
+    use crate::app::state::{AppState, DrillBanner, EnvState};
+    use crate::app::update;
+    use jiff::Timestamp;
+
+    #[test]
+    fn a_drill_shows_and_its_timer_redraws_every_second() {
+        let mut s = AppState::new(vec![EnvState::default()], Timestamp::UNIX_EPOCH, 900);
+        let banner = DrillBanner {
+            scenario: "canary-error-spike".into(),
+            app: "checkout".into(),
+            started: Timestamp::UNIX_EPOCH,
+        };
+        let at = |secs| Timestamp::from_second(secs).unwrap_or(Timestamp::UNIX_EPOCH);
+        assert!(!update(&mut s, Msg::Tick(at(1))).dirty, "nothing moves");
+        assert!(
+            update(
+                &mut s,
+                Msg::Drill {
+                    env: 0,
+                    drill: Some(banner.clone())
+                }
+            )
+            .dirty
+        );
+        assert!(update(&mut s, Msg::Tick(at(2))).dirty, "the timer moves");
+        assert!(
+            !update(
+                &mut s,
+                Msg::Drill {
+                    env: 0,
+                    drill: Some(banner)
+                }
+            )
+            .dirty
+        );
+        assert!(
+            update(
+                &mut s,
+                Msg::Drill {
+                    env: 0,
+                    drill: None
+                }
+            )
+            .dirty
+        );
+        assert!(!update(&mut s, Msg::Tick(at(3))).dirty);
+    }
+}

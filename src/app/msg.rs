@@ -89,6 +89,11 @@ pub enum Msg {
         env: usize,
         access: Access,
     },
+    /// A drill started or ended for an environment.
+    Drill {
+        env: usize,
+        drill: Option<super::state::DrillBanner>,
+    },
 }
 
 /// Work for the runtime, returned by `update`.

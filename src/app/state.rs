@@ -105,6 +105,16 @@ pub struct EnvState {
     pub access: Option<super::dialog::Access>,
     /// The app whose access check is under way.
     pub access_pending: Option<String>,
+    /// A rollback drill running against this environment (from `kockpit drill run`).
+    pub drill: Option<DrillBanner>,
+}
+
+/// What the header says about a running drill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrillBanner {
+    pub scenario: String,
+    pub app: String,
+    pub started: Timestamp,
 }
 
 pub type Labels = BTreeMap<String, String>;

@@ -135,6 +135,13 @@ fn dispatch(state: &mut AppState, msg: Msg) -> Outcome {
             dirty: true,
             cmds: dialog::executed(state, env, &app, verb, result),
         },
+        Msg::Drill { env, drill } => match state.envs.get_mut(env) {
+            Some(e) if e.drill != drill => {
+                e.drill = drill;
+                Outcome::dirty()
+            }
+            _ => Outcome::default(),
+        },
         Msg::Access { env, access } => match state.envs.get_mut(env) {
             Some(e) => {
                 if e.access_pending.as_deref() == Some(access.app.as_str()) {
@@ -234,8 +241,10 @@ fn tick(state: &mut AppState, now: Timestamp) -> Outcome {
             .flatten()
             .any(|t| now.duration_since(t).as_secs() < 600)
     });
+    // A drill's timer counts seconds.
+    let drill = state.envs.iter().any(|e| e.drill.is_some());
     Outcome {
-        dirty: minute(before) != minute(now) || young,
+        dirty: minute(before) != minute(now) || young || drill,
         cmds: Vec::new(),
     }
 }

@@ -484,6 +484,19 @@ pub async fn run(opts: Options) -> Result<()> {
                 break;
             }
         }
+        // Once a second: is a drill running against an environment?
+        if batch.iter().any(|m| matches!(m, Msg::Tick(_))) {
+            for (i, rt) in runtimes.iter().enumerate() {
+                let drill = crate::drill::state::active_for(&rt.name, &rt.namespace).map(|d| {
+                    crate::app::state::DrillBanner {
+                        scenario: d.scenario,
+                        app: d.app,
+                        started: d.started,
+                    }
+                });
+                batch.push(Msg::Drill { env: i, drill });
+            }
+        }
         let mut quit = false;
         for m in batch {
             let out = update::update(&mut state, m);

@@ -75,6 +75,19 @@ fn tabs<'a>(
             format!(" {glyph}{}", if conn_words { word } else { "" }),
             style,
         ));
+        if let Some(d) = &env.drill {
+            let secs = state.now.duration_since(d.started).as_secs().max(0);
+            spans.push(Span::raw(" "));
+            spans.push(Span::styled(
+                format!(
+                    " DRILL {} {}:{:02} ",
+                    sanitize(&d.scenario),
+                    secs / 60,
+                    secs % 60
+                ),
+                t.read_only_badge,
+            ));
+        }
         let bad = env
             .apps
             .iter()
