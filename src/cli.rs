@@ -286,6 +286,7 @@ fn cockpit_options(args: CockpitArgs) -> crate::tui::Options {
             max_p99_seconds: config.thresholds.max_p99_seconds,
         },
         keymap,
+        config: args.config.clone(),
         audit_log: args
             .audit_log
             .clone()

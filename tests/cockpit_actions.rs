@@ -251,3 +251,72 @@ fn read_only_and_rbac_denied_actions_are_unavailable_with_the_reason() {
     c.pty.send("q");
     assert_eq!(c.pty.wait_exit(Duration::from_secs(10)), Some(0));
 }
+
+#[test]
+fn a_drill_from_the_menu_shows_its_banner_and_report() {
+    let sb = SandboxProc::start(&["--speed", "10"]);
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("kockpit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[env]]\nname = \"staging\"\ncontext = \"sandbox\"\nnamespace = \"staging\"\nprometheus = \"{}\"\n\n[drill]\nwindow_seconds = 1\nhold_seconds = 2\n",
+            sb.prometheus
+        ),
+    )
+    .expect("config");
+    let config_s = config.to_string_lossy().to_string();
+    let audit = dir.path().join("audit.jsonl");
+    let audit_s = audit.to_string_lossy().to_string();
+    let kc = sb.kubeconfig.to_string_lossy().to_string();
+    let mut p = Pty::spawn_env(
+        &[
+            "--config",
+            &config_s,
+            "--kubeconfig",
+            &kc,
+            "--audit-log",
+            &audit_s,
+        ],
+        160,
+        45,
+        &[("USER", "oncall")],
+    );
+    p.wait_for("apps", T, |s| {
+        s.contains("Apps (") && s.contains("checkout")
+    });
+    p.send("d");
+    p.wait_for("the drill menu", T, |s| {
+        s.contains("Rollback drills") && s.contains("canary-error-spike")
+    });
+    p.send("\r");
+    p.wait_for("the banner", T, |s| s.contains("DRILL canary-error-spike"));
+    // The fault comes within a second; then act as on call: abort the canary.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut c = Cockpit {
+        pty: p,
+        audit,
+        _dir: dir,
+    };
+    c.select("checkout");
+    c.pty.send("a");
+    c.pty.wait_for("dialog", T, |s| s.contains("y/enter apply"));
+    c.pty.send("y");
+    let s = c
+        .pty
+        .wait_for("the drill's report", Duration::from_secs(90), |s| {
+            s.contains("drill on staging ended")
+        });
+    assert!(s.contains("canary-error-spike: recovered"), "{s}");
+    assert!(s.contains("right action: yes"), "{s}");
+    assert!(!s.contains("DRILL canary"), "the banner is gone:\n{s}");
+    let lines = c.audit_lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["action"] == "abort" && l["drill"] == true),
+        "the abort carries the drill marker: {lines:?}"
+    );
+    c.pty.send("q");
+    assert_eq!(c.pty.wait_exit(Duration::from_secs(10)), Some(0));
+}

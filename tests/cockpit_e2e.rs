@@ -107,6 +107,17 @@ fn escape_sequences_in_logs_are_shown_inert() {
     // A fresh pod logs the hostile start-up line near the end of its log.
     sb.kubectl_ok(&["rollout", "restart", "deployment/checkout", "-n", "staging"]);
     let mut p = cockpit_on(&sb, 200, 50);
+    // Select checkout (the third app: cart, catalog, checkout) once every app is listed.
+    p.wait_for("all apps", T, |s| {
+        s.contains("cart") && s.contains("search")
+    });
+    for _ in 0..5 {
+        p.send("gjj");
+        std::thread::sleep(Duration::from_millis(300));
+        if p.screen().contains("▸checkout") {
+            break;
+        }
+    }
     let s = p.wait_for(
         "the hostile log line, inert",
         Duration::from_secs(45),

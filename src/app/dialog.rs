@@ -608,3 +608,64 @@ mod drill_banner_tests {
         assert!(!update(&mut s, Msg::Tick(at(3))).dirty);
     }
 }
+
+/// The drill menu (`d`): the scenarios; enter starts one against the environment with the
+/// keyboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrillMenu {
+    pub env: usize,
+    pub selected: usize,
+}
+
+/// `d`: open the drill menu (staging only unless the drill itself allows production).
+pub fn open_drills(state: &mut AppState) {
+    let env = state.active_env;
+    if state.envs.get(env).is_some_and(|e| e.drill.is_some()) {
+        notice(
+            state,
+            "a drill is already running against this environment".into(),
+            true,
+        );
+        return;
+    }
+    if state.read_only || state.envs.get(env).is_some_and(|e| e.read_only) {
+        notice(
+            state,
+            "drills: not available in read-only mode (a drill changes the cluster)".into(),
+            true,
+        );
+        return;
+    }
+    state.drill_menu = Some(DrillMenu { env, selected: 0 });
+}
+
+/// A key while the drill menu is open.
+pub fn drill_menu_key(state: &mut AppState, k: KeyEvent) -> Vec<Cmd> {
+    let Some(m) = state.drill_menu.as_mut() else {
+        return Vec::new();
+    };
+    let n = crate::drill::scenario::SCENARIOS.len();
+    match k.code {
+        KeyCode::Esc | KeyCode::Char('q') => state.drill_menu = None,
+        KeyCode::Up | KeyCode::Char('k') => m.selected = m.selected.saturating_sub(1),
+        KeyCode::Down | KeyCode::Char('j') => m.selected = (m.selected + 1).min(n - 1),
+        KeyCode::Enter => {
+            let (env, scenario) = (
+                m.env,
+                crate::drill::scenario::SCENARIOS[m.selected.min(n - 1)].name,
+            );
+            state.drill_menu = None;
+            notice(
+                state,
+                format!("drill {scenario}: starting; the fault comes at a random moment"),
+                false,
+            );
+            return vec![Cmd::StartDrill {
+                env,
+                scenario: scenario.to_string(),
+            }];
+        }
+        _ => {}
+    }
+    Vec::new()
+}

@@ -89,6 +89,13 @@ pub enum Msg {
         env: usize,
         access: Access,
     },
+    /// A key while the drill menu is open.
+    MenuKey(KeyEvent),
+    /// A drill the cockpit started has ended: its report summary, or why it failed.
+    DrillDone {
+        env: usize,
+        result: Result<String, String>,
+    },
     /// A drill started or ended for an environment.
     Drill {
         env: usize,
@@ -123,6 +130,11 @@ pub enum Cmd {
         env: usize,
         plan: Box<Plan>,
         reason: Option<String>,
+    },
+    /// Run a drill scenario against an environment (a `kockpit drill run` child).
+    StartDrill {
+        env: usize,
+        scenario: String,
     },
     /// Find out which actions `app` allows.
     CheckAccess {

@@ -60,6 +60,8 @@ pub struct AppState {
     pub notice: Option<Notice>,
     /// The action being confirmed or applied.
     pub dialog: Option<super::dialog::Dialog>,
+    /// The drill menu, when open.
+    pub drill_menu: Option<super::dialog::DrillMenu>,
     /// Who acts (`user` or `user@ssh-client`), shown in dialogs.
     pub operator: String,
     /// Terminal size (columns, rows).

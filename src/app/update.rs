@@ -47,6 +47,7 @@ impl AppState {
             chart_window,
             notice: None,
             dialog: None,
+            drill_menu: None,
             operator: String::new(),
             size: (80, 24),
             quit: false,
@@ -135,6 +136,27 @@ fn dispatch(state: &mut AppState, msg: Msg) -> Outcome {
             dirty: true,
             cmds: dialog::executed(state, env, &app, verb, result),
         },
+        Msg::MenuKey(k) => Outcome {
+            dirty: true,
+            cmds: dialog::drill_menu_key(state, k),
+        },
+        Msg::DrillDone { env, result } => {
+            let name = state
+                .envs
+                .get(env)
+                .map(|e| e.name.clone())
+                .unwrap_or_default();
+            let (text, error) = match result {
+                Ok(summary) => (format!("drill on {name} ended: {summary}"), false),
+                Err(e) => (format!("drill on {name} failed: {e}"), true),
+            };
+            state.notice = Some(super::state::Notice {
+                text,
+                error,
+                at: state.now,
+            });
+            Outcome::dirty()
+        }
         Msg::Drill { env, drill } => match state.envs.get_mut(env) {
             Some(e) if e.drill != drill => {
                 e.drill = drill;
@@ -413,6 +435,10 @@ fn action(state: &mut AppState, a: Action) -> Outcome {
                     .map(|e| metrics_cmd(state, e))
                     .collect(),
             }
+        }
+        Action::Drill => {
+            dialog::open_drills(state);
+            Outcome::dirty()
         }
         a if a.mutates() => match verb_of(a) {
             Some(verb) if state.dialog.is_none() => Outcome {

@@ -52,6 +52,8 @@ pub struct Options {
     pub ui: UiContext,
     /// Where actions are recorded.
     pub audit_log: PathBuf,
+    /// The config file given with --config (drills started from the cockpit read it too).
+    pub config: Option<PathBuf>,
     /// Canary steps for promote (percent).
     pub canary_steps: Vec<u32>,
     /// Per-app router overrides from the config.
@@ -67,6 +69,9 @@ struct ActionCtx {
     tx: UnboundedSender<Msg>,
     operator: Operator,
     audit_log: PathBuf,
+    /// For drills started from the cockpit (the embedded sandbox's is written at start).
+    kubeconfig: Option<PathBuf>,
+    config: Option<PathBuf>,
     steps: Vec<u32>,
     routers: std::collections::BTreeMap<String, RouterKind>,
 }
@@ -239,12 +244,87 @@ struct EnvRuntime {
     context: String,
     namespace: String,
     kube_user: Option<String>,
+    prometheus: Option<String>,
+}
+
+impl EnvRuntime {
+    /// `drill run` flags that point the child at this environment.
+    fn drill_args(&self, ctx: &ActionCtx) -> Vec<String> {
+        let mut args = vec![
+            "--env".to_string(),
+            format!("{}={}/{}", self.name, self.context, self.namespace),
+            "--audit-log".to_string(),
+            ctx.audit_log.display().to_string(),
+        ];
+        if let Some(c) = &ctx.config {
+            args.extend(["--config".to_string(), c.display().to_string()]);
+        }
+        if let Some(k) = &ctx.kubeconfig {
+            args.extend(["--kubeconfig".to_string(), k.display().to_string()]);
+        }
+        if let Some(p) = &self.prometheus {
+            args.extend(["--prometheus".to_string(), p.clone()]);
+        }
+        args
+    }
+}
+
+/// Run `kockpit drill run SCENARIO` as a child (its fault, timeline and report are its own);
+/// the cockpit shows its banner from the drill state file and its summary when it ends.
+async fn run_drill(env: usize, args: Vec<String>, scenario: String, tx: UnboundedSender<Msg>) {
+    let result = async {
+        let exe = std::env::current_exe().map_err(|e| format!("finding kockpit: {e}"))?;
+        let out = tokio::process::Command::new(exe)
+            .args(["drill", "run", &scenario, "--json"])
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| format!("starting the drill: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let v: serde_json::Value = stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .ok_or_else(|| {
+                let err = String::from_utf8_lossy(&out.stderr);
+                format!("no report ({})", err.lines().last().unwrap_or("no output"))
+            })?;
+        if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+            return Err(e.to_string());
+        }
+        let secs = |k: &str| {
+            v.get(k)
+                .and_then(|x| x.as_f64())
+                .map_or("—".to_string(), |s| format!("{s:.0} s"))
+        };
+        Ok(format!(
+            "{scenario}: {} · detect {} · mitigate {} · recover {} · right action: {}",
+            v.get("outcome").and_then(|o| o.as_str()).unwrap_or("?"),
+            secs("time_to_detect_seconds"),
+            secs("time_to_mitigate_seconds"),
+            secs("time_to_recover_seconds"),
+            match v.get("right_action").and_then(|r| r.as_bool()) {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "none taken",
+            }
+        ))
+    }
+    .await;
+    let _ = tx.send(Msg::DrillDone { env, result });
 }
 
 fn run_cmds(cmds: Vec<Cmd>, envs: &mut [EnvRuntime], ctx: &ActionCtx) -> bool {
     let mut quit = false;
     for c in cmds {
         match c {
+            Cmd::StartDrill { env, scenario } => {
+                if let Some(e) = envs.get(env) {
+                    tokio::spawn(run_drill(env, e.drill_args(ctx), scenario, ctx.tx.clone()));
+                }
+            }
             Cmd::CheckAccess { env, app } => {
                 if let Some(e) = envs.get(env)
                     && let Some(client) = &e.client
@@ -323,6 +403,7 @@ pub async fn run(opts: Options) -> Result<()> {
     let cancel = CancellationToken::new();
     let (tx, mut rx) = unbounded_channel::<Msg>();
     let mut sandbox = None;
+    let mut sandbox_kubeconfig: Option<TempDir> = None;
     let operator = Operator::current(None);
     let agent = client::operator_tag(&operator);
     let specs: Vec<(EnvSpec, Result<Client, String>)> = if opts.envs.is_empty() {
@@ -330,6 +411,13 @@ pub async fn run(opts: Options) -> Result<()> {
             .await
             .wrap_err("starting the built-in sandbox")?;
         let client = client::for_url(&running.url(), &agent);
+        // A kubeconfig for the embedded sandbox, so drills started from the cockpit (a child
+        // `kockpit drill run`) reach it like any cluster.
+        sandbox_kubeconfig = tempfile_dir().ok().filter(|d| {
+            running
+                .write_kubeconfig(&d.path().join("kubeconfig"))
+                .is_ok()
+        });
         let prom = Some(running.prometheus_url());
         sandbox = Some(running);
         ["staging", "production"]
@@ -418,6 +506,7 @@ pub async fn run(opts: Options) -> Result<()> {
             name: spec.name.clone(),
             context: envs.last().map(|e| e.context.clone()).unwrap_or_default(),
             namespace: spec.namespace.clone(),
+            prometheus: spec.prometheus.clone(),
             kube_user: if sandbox.is_some() {
                 Some("sandbox-admin".to_string())
             } else {
@@ -429,6 +518,11 @@ pub async fn run(opts: Options) -> Result<()> {
         tx: tx.clone(),
         operator: operator.clone(),
         audit_log: opts.audit_log.clone(),
+        config: opts.config.clone(),
+        kubeconfig: sandbox_kubeconfig
+            .as_ref()
+            .map(|d| d.path().join("kubeconfig"))
+            .or(opts.kubeconfig.clone()),
         steps: opts.canary_steps.clone(),
         routers: opts.routers.clone(),
     };
@@ -460,6 +554,8 @@ pub async fn run(opts: Options) -> Result<()> {
                 Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => {
                     if state.dialog.is_some() {
                         Some(Msg::DialogKey(k))
+                    } else if state.drill_menu.is_some() {
+                        Some(Msg::MenuKey(k))
                     } else if state.filter_input.is_some() {
                         Some(Msg::FilterKey(k))
                     } else {
@@ -513,4 +609,30 @@ pub async fn run(opts: Options) -> Result<()> {
         s.shutdown();
     }
     Ok(())
+}
+
+/// A private directory removed when the cockpit ends.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempfile_dir() -> std::io::Result<TempDir> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = std::env::temp_dir().join(format!(
+        "kockpit-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    Ok(TempDir(dir))
 }

@@ -150,3 +150,62 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, state: &AppState, d: &Dialog,
         .block(block)
         .render(popup, buf);
 }
+
+/// The drill menu: the scenarios, what each injects, and the keys.
+pub(super) fn render_drills(
+    buf: &mut Buffer,
+    area: Rect,
+    state: &AppState,
+    m: &crate::app::dialog::DrillMenu,
+    ctx: &UiContext,
+) {
+    let t = &ctx.theme;
+    let env = state
+        .envs
+        .get(m.env)
+        .map(|e| e.name.as_str())
+        .unwrap_or("?");
+    let mut lines = vec![Line::styled(
+        format!(
+            " against {} — the fault comes at a random moment; act as on call",
+            sanitize(env)
+        ),
+        t.dim,
+    )];
+    lines.push(Line::raw(""));
+    for (i, s) in crate::drill::scenario::SCENARIOS.iter().enumerate() {
+        let chosen = i == m.selected;
+        lines.push(Line::styled(
+            format!(
+                " {} {:<20} {}",
+                if chosen { "▶" } else { " " },
+                s.name,
+                s.title
+            ),
+            if chosen { t.selected } else { t.base },
+        ));
+        if chosen {
+            lines.push(Line::styled(format!("     injects: {}", s.injects), t.dim));
+            lines.push(Line::styled(
+                format!("     recovered: {}", s.recovered),
+                t.dim,
+            ));
+        }
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(" ↑/↓ choose · enter start · esc close", t.dim));
+    let width = area.width.saturating_sub(4).clamp(20, 100);
+    let inner = usize::from(width.saturating_sub(2)).max(1);
+    let rows: usize = lines.iter().map(|l| l.width().max(1).div_ceil(inner)).sum();
+    let height = (rows as u16 + 2).min(area.height);
+    let popup = super::layout::centered(area, width, height);
+    let block = Block::bordered()
+        .border_style(t.border_focused)
+        .title(Line::styled(" Rollback drills ", t.title));
+    Clear.render(popup, buf);
+    Paragraph::new(lines)
+        .style(t.base)
+        .wrap(Wrap { trim: false })
+        .block(block)
+        .render(popup, buf);
+}

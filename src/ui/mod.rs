@@ -75,6 +75,9 @@ pub fn render(frame: &mut Frame, state: &AppState, ctx: &UiContext) {
     if let Some(d) = &state.dialog {
         confirm::render(buf, area, state, d, ctx);
     }
+    if let Some(m) = &state.drill_menu {
+        confirm::render_drills(buf, area, state, m, ctx);
+    }
     if state.help {
         help::render(buf, area, ctx);
     }

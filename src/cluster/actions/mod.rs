@@ -5,10 +5,12 @@
 //! and works out the exact change: the human lines the confirmation shows, the before → after
 //! that the audit log records, the permissions it needs, GitOps warnings, and the patches (each
 //! carrying the `resourceVersion` it read). [`apply`] sends the patches. A 409 (someone changed
-//! the object in between) re-plans once on fresh state toward the same *goal* (an absolute
-//! target such as "canary weight 25 %", never "one more step"): if the object is still as the
+//! the object in between) re-plans on fresh state toward the same *goal* (an absolute target
+//! such as "canary weight 25 %", never "one more step"): if the object is still as the
 //! operator saw it the change is sent again; if it already is what was asked, nothing is sent;
-//! otherwise the conflict is reported. So nothing is ever applied twice.
+//! otherwise the conflict is reported. So nothing is ever applied twice. (Only when the
+//! conflict came from fields the action does not touch, such as a controller's status
+//! updates, is a second conflict retried again; three attempts at most.)
 //!
 //! [`execute`] wraps [`apply`] with the audit log (intent made durable before the request,
 //! outcome after) and a Kubernetes Event on the object.
@@ -597,40 +599,54 @@ pub async fn apply(client: &Client, plan: &Plan, dry_run: bool) -> Result<Applie
             retried: false,
         }),
         Err((0, e)) if e.status() == Some(409) => {
-            let release = detect::detect(client, &plan.namespace, &plan.app, None).await?;
-            let fresh = plan_goal(
-                client,
-                &plan.namespace,
-                &release,
-                plan.verb,
-                plan.goal.clone(),
-            )
-            .await?;
-            if fresh.noop || fresh.before == plan.after {
-                return Ok(Applied {
-                    plan: fresh,
-                    unchanged: true,
-                    retried: true,
-                });
+            // Re-plan on fresh state. A controller writing the object's status also changes
+            // its resourceVersion (a Deployment mid-rollout does so several times a second),
+            // so a conflict that left the fields we change as they were is retried again, up
+            // to MAX_ATTEMPTS in all; a change to those fields is reported at once.
+            let mut last = e;
+            for _ in 1..MAX_ATTEMPTS {
+                let release = detect::detect(client, &plan.namespace, &plan.app, None).await?;
+                let fresh = plan_goal(
+                    client,
+                    &plan.namespace,
+                    &release,
+                    plan.verb,
+                    plan.goal.clone(),
+                )
+                .await?;
+                if fresh.noop || fresh.before == plan.after {
+                    return Ok(Applied {
+                        plan: fresh,
+                        unchanged: true,
+                        retried: true,
+                    });
+                }
+                if fresh.before != plan.before {
+                    return Err(ActionError::Conflict {
+                        object: plan.object.clone(),
+                        now: compact(&fresh.before),
+                    });
+                }
+                match send_all(client, &fresh, dry_run).await {
+                    Ok(()) => {
+                        return Ok(Applied {
+                            plan: fresh,
+                            unchanged: false,
+                            retried: true,
+                        });
+                    }
+                    Err((0, e)) if e.status() == Some(409) => last = e,
+                    Err((_, e)) => return Err(e),
+                }
             }
-            if fresh.before != plan.before {
-                return Err(ActionError::Conflict {
-                    object: plan.object.clone(),
-                    now: compact(&fresh.before),
-                });
-            }
-            send_all(client, &fresh, dry_run)
-                .await
-                .map_err(|(_, e)| e)?;
-            Ok(Applied {
-                plan: fresh,
-                unchanged: false,
-                retried: true,
-            })
+            Err(last)
         }
         Err((_, e)) => Err(e),
     }
 }
+
+/// Attempts at most, when conflicts leave the fields an action changes untouched.
+const MAX_ATTEMPTS: usize = 3;
 
 /// Send the writes in order; the error says how many went through before it.
 async fn send_all(client: &Client, plan: &Plan, dry_run: bool) -> Result<(), (usize, ActionError)> {
