@@ -453,6 +453,7 @@ fn dashboard() -> AppState {
         chart_window: 900,
         notice: None,
         dialog: None,
+        drill_menu: None,
         operator: String::new(),
         size: (80, 24),
         quit: false,
