@@ -13,8 +13,15 @@ use common::pty::Pty;
 const T: Duration = Duration::from_secs(30);
 
 /// Apps in the order the cockpit lists them (by name).
-const APPS: [&str; 6] = [
-    "cart", "catalog", "checkout", "frontend", "payments", "search",
+const APPS: [&str; 8] = [
+    "cart",
+    "catalog",
+    "checkout",
+    "frontend",
+    "inventory",
+    "payments",
+    "reviews",
+    "search",
 ];
 
 struct Cockpit {
@@ -42,8 +49,8 @@ fn cockpit(sb: &SandboxProc, kubeconfig: &Path, extra: &[&str]) -> Cockpit {
     ];
     args.extend_from_slice(extra);
     let pty = Pty::spawn_env(&args, 160, 45, &[("USER", "oncall")]);
-    // All six apps (the Argo Rollout's arrives from its own watch), so the order is final.
-    pty.wait_for("apps", T, |s| s.contains("Apps (6)") && s.contains("cart"));
+    // Every app (the Argo Rollout's arrives from its own watch), so the order is final.
+    pty.wait_for("apps", T, |s| s.contains("Apps (8)") && s.contains("cart"));
     Cockpit {
         pty,
         audit,

@@ -35,9 +35,9 @@ fn opens_on_the_embedded_sandbox_with_both_environments() {
 #[test]
 fn usable_at_80x24_with_tabs() {
     let mut p = Pty::spawn(&[], 80, 24);
-    // Six apps: the first three (by name) fit above the charts, with every router's canary.
+    // Eight apps: the first three (by name) fit above the charts.
     let s = p.wait_for("apps at 80x24", T, |s| {
-        s.contains("Apps (6)")
+        s.contains("Apps (8)")
             && s.contains("cart")
             && s.contains("catalog")
             && s.contains("checkout")

@@ -503,6 +503,86 @@ fn traffic_follows_replica_ratio_ingress_nginx_and_rollout_weights() {
 }
 
 #[test]
+fn traffic_follows_traefik_and_istio_weights() {
+    let sb = SandboxProc::start(&["--speed", "20"]);
+    std::thread::sleep(Duration::from_secs(4));
+    let canary = |app: &str, version: &str| {
+        let share = rate_share(&sb, app, "20s");
+        by_version(&share, version).unwrap_or(0.0)
+    };
+    // TraefikService inventory: weighted services 90/10.
+    let s = canary("inventory", "5.3.0");
+    assert!(
+        (0.04..0.16).contains(&s),
+        "inventory 90/10: canary share {s}"
+    );
+    // VirtualService reviews: subsets 90/10 of one Service (not its 3:1 replica ratio).
+    let s = canary("reviews", "1.9.0");
+    assert!((0.04..0.16).contains(&s), "reviews 90/10: canary share {s}");
+
+    sb.kubectl_ok(&[
+        "patch",
+        "traefikservice",
+        "inventory",
+        "-n",
+        "production",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"weighted":{"services":[{"name":"inventory-stable","port":80,"weight":40},{"name":"inventory-canary","port":80,"weight":60}]}}}"#,
+    ]);
+    sb.kubectl_ok(&[
+        "patch",
+        "virtualservice",
+        "reviews",
+        "-n",
+        "production",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/http/0/route/0/weight","value":50},{"op":"replace","path":"/spec/http/0/route/1/weight","value":50}]"#,
+    ]);
+    // 20 simulated seconds later, the 20 s window holds only the new split.
+    std::thread::sleep(Duration::from_secs(2));
+    eventually(
+        Duration::from_secs(10),
+        "new weights in the 20 s window",
+        || {
+            let (i, r) = (canary("inventory", "5.3.0"), canary("reviews", "1.9.0"));
+            ((0.45..0.75).contains(&i) && (0.35..0.65).contains(&r)).then_some(())
+        },
+    );
+    let s = canary("inventory", "5.3.0");
+    assert!(
+        (0.45..0.75).contains(&s),
+        "inventory 40/60: canary share {s}"
+    );
+    let s = canary("reviews", "1.9.0");
+    assert!((0.35..0.65).contains(&s), "reviews 50/50: canary share {s}");
+    // Staging is untouched.
+    let staging = query(
+        &sb,
+        r#"sum by (version) (rate(http_requests_total{namespace="staging",app="reviews"}[20s])) / scalar(sum(rate(http_requests_total{namespace="staging",app="reviews"}[20s])))"#,
+    );
+    let s = by_version(&staging, "1.9.0").unwrap_or(0.0);
+    assert!(s < 0.3, "staging reviews still 90/10: {s}");
+
+    // A subset no DestinationRule defines gets nothing: all of reviews goes to stable.
+    sb.kubectl_ok(&[
+        "patch",
+        "virtualservice",
+        "reviews",
+        "-n",
+        "production",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/http/0/route/1/destination/subset","value":"v3"}]"#,
+    ]);
+    std::thread::sleep(Duration::from_secs(2));
+    eventually(Duration::from_secs(10), "reviews all on stable", || {
+        (canary("reviews", "1.9.0") < 0.02).then_some(())
+    });
+}
+
+#[test]
 fn an_api_delay_holds_writes_in_its_namespace_only() {
     let sb = SandboxProc::start(&[]);
     let fault: Value = serde_json::from_str(&http_post_json(

@@ -1922,20 +1922,42 @@ fn discovery_matches_the_recorded_documents() {
     for id in ["01-discovery/apis", "01-discovery/apis-aggregated-accept"] {
         let (_, r) = replay_get(&mut f, url, id, &[]);
         let (mut ours, theirs) = (r.json(), fixture_json(&format!("{id}.json")));
-        // ON PURPOSE: the sandbox also serves Argo Rollouts' CRD (argoproj.io), which the
-        // recorded cluster did not have; it comes last, after every recorded group.
+        // ON PURPOSE: the sandbox also serves the CRDs of Argo Rollouts (argoproj.io), Istio
+        // (networking.istio.io, at v1 and v1beta1) and Traefik (traefik.io and the older
+        // traefik.containo.us), which the recorded cluster did not have; they come last, after
+        // every recorded group.
+        let extra = [
+            ("argoproj.io", json!(["v1alpha1"])),
+            ("networking.istio.io", json!(["v1", "v1beta1"])),
+            ("traefik.io", json!(["v1alpha1"])),
+            ("traefik.containo.us", json!(["v1alpha1"])),
+        ];
         if let Some(groups) = ours["groups"].as_array_mut() {
-            let last = groups.pop();
+            let tail = groups.split_off(groups.len().saturating_sub(extra.len()));
             f.eq(
-                &format!("{id}: last group"),
-                last.as_ref().map(|g| g["name"].clone()),
-                Some(json!("argoproj.io")),
+                &format!("{id}: last groups"),
+                tail.iter().map(|g| g["name"].clone()).collect::<Vec<_>>(),
+                extra.iter().map(|(g, _)| json!(g)).collect::<Vec<_>>(),
             );
-            f.eq_json(
-                &format!("{id}: argoproj.io versions"),
-                &last.map(|g| g["versions"].clone()).unwrap_or_default(),
-                &json!([{"groupVersion": "argoproj.io/v1alpha1", "version": "v1alpha1"}]),
-            );
+            for (g, (name, versions)) in tail.iter().zip(&extra) {
+                let want: Vec<Value> = versions
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+                    .collect();
+                f.eq_json(
+                    &format!("{id}: {name} versions"),
+                    &g["versions"],
+                    &Value::Array(want.clone()),
+                );
+                f.eq_json(
+                    &format!("{id}: {name} preferredVersion"),
+                    &g["preferredVersion"],
+                    &want[0],
+                );
+            }
         }
         f.eq(&format!("{id}: keys"), keys(&ours), keys(&theirs));
         f.eq_json(&format!("{id}: kind"), &ours["kind"], &theirs["kind"]);

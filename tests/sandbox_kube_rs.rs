@@ -44,8 +44,12 @@ async fn list_and_get_through_typed_apis() {
             "checkout",
             "checkout-canary",
             "frontend",
+            "inventory",
+            "inventory-canary",
             "payments-blue",
             "payments-green",
+            "reviews",
+            "reviews-canary",
             "search",
             "search-canary"
         ]
@@ -66,8 +70,9 @@ async fn list_and_get_through_typed_apis() {
         .list(&ListParams::default().limit(100).continue_token(&token))
         .await
         .expect("page 2");
-    // checkout 2+1, payments 2+2, frontend 2, search 2+1, catalog 2+1, cart 2+1 (a Rollout).
-    assert_eq!(paged.items.len() + rest.items.len(), 18);
+    // checkout 2+1, payments 2+2, frontend 2, search 2+1, catalog 2+1, cart 2+1 (a Rollout),
+    // inventory 2+1, reviews 2+1.
+    assert_eq!(paged.items.len() + rest.items.len(), 24);
     let err = deploys.get("nope").await.expect_err("missing deployment");
     match err {
         kube::Error::Api(s) => {

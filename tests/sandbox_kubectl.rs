@@ -36,6 +36,10 @@ fn get_lists_the_seeded_world_with_real_columns() {
         "search-canary",
         "catalog ",
         "catalog-canary",
+        "inventory ",
+        "inventory-canary",
+        "reviews ",
+        "reviews-canary",
     ] {
         assert!(deploy.contains(name), "missing {name} in\n{deploy}");
     }
@@ -47,10 +51,11 @@ fn get_lists_the_seeded_world_with_real_columns() {
     let pods = sb.kubectl_ok(&["get", "pods", "-n", "production", "-o", "wide"]);
     assert!(pods.contains("Running") && pods.contains("1/1"), "{pods}");
     assert!(pods.contains("sandbox-node-1"), "{pods}");
-    // Header; checkout 3+1, payments 2+2, frontend 2, search 3+1, catalog 3+1, cart 4+1.
+    // Header; checkout 3+1, payments 2+2, frontend 2, search 3+1, catalog 3+1, cart 4+1,
+    // inventory 3+1, reviews 3+1.
     assert_eq!(
         pods.lines().count(),
-        1 + 3 + 1 + 2 + 2 + 2 + 3 + 1 + 3 + 1 + 4 + 1,
+        1 + 3 + 1 + 2 + 2 + 2 + 3 + 1 + 3 + 1 + 4 + 1 + 3 + 1 + 3 + 1,
         "{pods}"
     );
 
@@ -463,7 +468,7 @@ fn scale_and_all_three_patch_types() {
 #[test]
 fn apply_server_side_creates_then_updates() {
     let sb = fast();
-    let manifest = sb.dir.path().join("inventory.yaml");
+    let manifest = sb.dir.path().join("ledger.yaml");
     let write = |image: &str| {
         std::fs::write(
             &manifest,
@@ -471,26 +476,26 @@ fn apply_server_side_creates_then_updates() {
                 "apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: inventory
+  name: ledger
   namespace: production
-  labels: {{app: inventory}}
+  labels: {{app: ledger}}
 spec:
   replicas: 1
   selector:
-    matchLabels: {{app: inventory}}
+    matchLabels: {{app: ledger}}
   template:
     metadata:
-      labels: {{app: inventory}}
+      labels: {{app: ledger}}
     spec:
       containers:
-      - name: inventory
+      - name: ledger
         image: {image}
 "
             ),
         )
         .expect("write manifest");
     };
-    write("registry.local/inventory:1.0.0");
+    write("registry.local/ledger:1.0.0");
     let out = sb.kubectl_ok(&[
         "apply",
         "--server-side",
@@ -501,12 +506,12 @@ spec:
     sb.kubectl_ok(&[
         "rollout",
         "status",
-        "deployment/inventory",
+        "deployment/ledger",
         "-n",
         "production",
         "--timeout=60s",
     ]);
-    write("registry.local/inventory:1.1.0");
+    write("registry.local/ledger:1.1.0");
     sb.kubectl_ok(&[
         "apply",
         "--server-side",
@@ -516,23 +521,15 @@ spec:
     sb.kubectl_ok(&[
         "rollout",
         "status",
-        "deployment/inventory",
+        "deployment/ledger",
         "-n",
         "production",
         "--timeout=60s",
     ]);
-    let d = json(&sb.kubectl_ok(&[
-        "get",
-        "deploy",
-        "inventory",
-        "-n",
-        "production",
-        "-o",
-        "json",
-    ]));
+    let d = json(&sb.kubectl_ok(&["get", "deploy", "ledger", "-n", "production", "-o", "json"]));
     assert_eq!(
         d["spec"]["template"]["spec"]["containers"][0]["image"],
-        "registry.local/inventory:1.1.0"
+        "registry.local/ledger:1.1.0"
     );
     // Defaults the real server fills in.
     assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
@@ -1076,4 +1073,252 @@ fn rollouts_list_and_follow_the_plugin_verbs() {
         ]);
         left.trim().is_empty().then_some(())
     });
+}
+
+#[test]
+fn traefik_services_list_and_take_weight_patches() {
+    let sb = fast();
+    // Both groups are discovered; a bare plural resolves to traefik.io.
+    let res = sb.kubectl_ok(&["api-resources", "-o", "wide"]);
+    for group in ["traefik.io/v1alpha1", "traefik.containo.us/v1alpha1"] {
+        assert!(
+            res.lines()
+                .any(|l| l.starts_with("traefikservices ") && l.contains(group)),
+            "{group} in\n{res}"
+        );
+    }
+    for ns in ["production", "staging"] {
+        let out = sb.kubectl_ok(&["get", "traefikservices", "-n", ns]);
+        assert_eq!(header(&out), ["NAME", "AGE"], "{out}");
+        assert_eq!(row(&out, "inventory").len(), 2, "{out}");
+    }
+    let one = sb.kubectl_ok(&[
+        "get",
+        "traefikservice.traefik.io",
+        "inventory",
+        "-n",
+        "staging",
+    ]);
+    assert_eq!(header(&one), ["NAME", "AGE"], "{one}");
+    let weights = |sb: &SandboxProc| {
+        sb.jsonpath(
+            "traefikservice",
+            "inventory",
+            "production",
+            "{range .spec.weighted.services[*]}{.name}:{.port}={.weight} {end}",
+        )
+    };
+    assert_eq!(
+        weights(&sb).trim(),
+        "inventory-stable:80=90 inventory-canary:80=10"
+    );
+    // The Services behind it select one track each.
+    for (svc, track) in [
+        ("inventory-stable", "stable"),
+        ("inventory-canary", "canary"),
+    ] {
+        assert_eq!(
+            sb.jsonpath("service", svc, "production", "{.spec.selector.track}"),
+            track
+        );
+    }
+    sb.kubectl_ok(&[
+        "patch",
+        "traefikservice",
+        "inventory",
+        "-n",
+        "production",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"weighted":{"services":[{"name":"inventory-stable","port":80,"weight":60},{"name":"inventory-canary","port":80,"weight":40}]}}}"#,
+    ]);
+    assert_eq!(
+        weights(&sb).trim(),
+        "inventory-stable:80=60 inventory-canary:80=40"
+    );
+    assert_eq!(
+        sb.jsonpath(
+            "traefikservice",
+            "inventory",
+            "production",
+            "{.metadata.generation}"
+        ),
+        "2"
+    );
+    // A custom resource takes no strategic merge patch, as on a real cluster.
+    let err = sb.kubectl_err(&[
+        "patch",
+        "traefikservice",
+        "inventory",
+        "-n",
+        "production",
+        "-p",
+        r#"{"spec":{}}"#,
+    ]);
+    assert!(err.contains("strategic-merge-patch"), "{err}");
+    // The older group is a separate store: empty until something is created there.
+    let old = sb.kubectl_ok(&[
+        "get",
+        "traefikservices.traefik.containo.us",
+        "-n",
+        "production",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(old.trim(), "");
+    let manifest = sb.dir.path().join("old.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: traefik.containo.us/v1alpha1\nkind: TraefikService\nmetadata:\n  name: legacy\n  namespace: production\nspec:\n  weighted:\n    services:\n    - name: inventory-stable\n      port: 80\n      weight: 1\n",
+    )
+    .expect("write manifest");
+    sb.kubectl_ok(&["apply", "-f", manifest.to_str().unwrap_or_default()]);
+    let old = sb.kubectl_ok(&[
+        "get",
+        "traefikservices.traefik.containo.us",
+        "-n",
+        "production",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(old.trim(), "traefikservice.traefik.containo.us/legacy");
+    let new = sb.kubectl_ok(&["get", "traefikservices", "-n", "production", "-o", "name"]);
+    assert_eq!(new.trim(), "traefikservice.traefik.io/inventory");
+}
+
+#[test]
+fn istio_virtual_services_and_destination_rules_at_both_versions() {
+    let sb = fast();
+    let out = sb.kubectl_ok(&[
+        "get",
+        "virtualservices,destinationrules",
+        "-n",
+        "production",
+    ]);
+    assert!(
+        out.contains("virtualservice.networking.istio.io/reviews")
+            && out.contains("destinationrule.networking.istio.io/reviews"),
+        "{out}"
+    );
+    // The CRDs' printer columns (GATEWAYS is empty: the route is for the mesh).
+    let vs = sb.kubectl_ok(&["get", "vs", "-n", "staging"]);
+    assert_eq!(header(&vs), ["NAME", "GATEWAYS", "HOSTS", "AGE"], "{vs}");
+    assert_eq!(row(&vs, "reviews")[1], r#"["reviews"]"#, "{vs}");
+    let dr = sb.kubectl_ok(&["get", "dr", "reviews", "-n", "staging"]);
+    assert_eq!(header(&dr), ["NAME", "HOST", "AGE"], "{dr}");
+    assert_eq!(row(&dr, "reviews")[1], "reviews", "{dr}");
+    // The same objects through v1 and v1beta1, each under its own apiVersion.
+    for version in ["v1", "v1beta1"] {
+        for plural in ["virtualservices", "destinationrules"] {
+            let list = json(&sb.kubectl_ok(&[
+                "get",
+                &format!("{plural}.{version}.networking.istio.io"),
+                "-A",
+                "-o",
+                "json",
+            ]));
+            let items = list["items"].as_array().cloned().unwrap_or_default();
+            assert_eq!(items.len(), 2, "{plural} {version}: {list}");
+            for it in &items {
+                assert_eq!(
+                    it["apiVersion"],
+                    format!("networking.istio.io/{version}"),
+                    "{it}"
+                );
+            }
+        }
+    }
+    // One Service over both tracks; the DestinationRule's subsets split it by track.
+    assert_eq!(
+        sb.jsonpath("service", "reviews", "production", "{.spec.selector}"),
+        r#"{"app":"reviews"}"#
+    );
+    assert_eq!(
+        sb.jsonpath(
+            "destinationrule",
+            "reviews",
+            "production",
+            "{.spec.host} {range .spec.subsets[*]}{.name}={.labels.track} {end}",
+        )
+        .trim(),
+        "reviews stable=stable canary=canary"
+    );
+    let route = |sb: &SandboxProc| {
+        sb.jsonpath(
+            "virtualservice",
+            "reviews",
+            "production",
+            "{range .spec.http[0].route[*]}{.destination.host}/{.destination.subset}={.weight} {end}",
+        )
+    };
+    assert_eq!(
+        route(&sb).trim(),
+        "reviews.production.svc.cluster.local/stable=90 reviews.production.svc.cluster.local/canary=10"
+    );
+    sb.kubectl_ok(&[
+        "patch",
+        "virtualservice",
+        "reviews",
+        "-n",
+        "production",
+        "--type=json",
+        "-p",
+        r#"[{"op":"test","path":"/spec/http/0/route/1/weight","value":10},{"op":"replace","path":"/spec/http/0/route/0/weight","value":75},{"op":"replace","path":"/spec/http/0/route/1/weight","value":25}]"#,
+    ]);
+    assert_eq!(
+        route(&sb).trim(),
+        "reviews.production.svc.cluster.local/stable=75 reviews.production.svc.cluster.local/canary=25"
+    );
+    // A failed test operation changes nothing.
+    sb.kubectl_err(&[
+        "patch",
+        "virtualservice",
+        "reviews",
+        "-n",
+        "production",
+        "--type=json",
+        "-p",
+        r#"[{"op":"test","path":"/spec/http/0/route/1/weight","value":10},{"op":"replace","path":"/spec/http/0/route/1/weight","value":99}]"#,
+    ]);
+    // A merge patch through v1beta1 is seen through v1.
+    sb.kubectl_ok(&[
+        "patch",
+        "virtualservices.v1beta1.networking.istio.io",
+        "reviews",
+        "-n",
+        "staging",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"labels":{"patched":"v1beta1"}}}"#,
+    ]);
+    assert_eq!(
+        sb.jsonpath(
+            "virtualservices.v1.networking.istio.io",
+            "reviews",
+            "staging",
+            "{.apiVersion} {.metadata.labels.patched}"
+        ),
+        "networking.istio.io/v1 v1beta1"
+    );
+    let raw = json(&sb.kubectl_ok(&[
+        "get",
+        "--raw",
+        "/apis/networking.istio.io/v1beta1/namespaces/staging/virtualservices/reviews",
+    ]));
+    assert_eq!(raw["apiVersion"], "networking.istio.io/v1beta1");
+    assert_eq!(raw["metadata"]["labels"]["patched"], "v1beta1");
+    // A watch through v1beta1 sends v1beta1 objects.
+    let (status, body) = common::http_request(
+        "GET",
+        &format!(
+            "{}/apis/networking.istio.io/v1beta1/namespaces/staging/virtualservices?watch=1&timeoutSeconds=1",
+            sb.url
+        ),
+        "",
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let event = json(body.lines().next().unwrap_or_default());
+    assert_eq!(event["type"], "ADDED", "{body}");
+    assert_eq!(event["object"]["apiVersion"], "networking.istio.io/v1beta1");
 }

@@ -388,8 +388,9 @@ fn istio_route(
         })
     };
     // Which track a destination sends to: Some(true) the canary, Some(false) the stable. A
-    // host alone names a Service of one track; a subset selects one track's pods by the
-    // labels a DestinationRule for the host gives it.
+    // host alone names a Service of one track; a subset is the host Service's pods that also
+    // carry the labels a DestinationRule for the host gives it, and must be one track's (its
+    // labels alone, `track: canary`, could be any app's).
     let track = |d: &IstioDestination| -> Option<bool> {
         let svc = host_service(&d.host);
         let Some(subset) = &d.subset else {
@@ -402,11 +403,12 @@ fn istio_route(
                 None
             };
         };
+        let selector = &env.services.get(svc)?.selector;
         let labels = subset_labels(svc, subset)?;
-        match (
-            selects(labels, &canary.template_labels),
-            selects(labels, &stable.template_labels),
-        ) {
+        let picks = |d: &DeploymentView| {
+            selects(selector, &d.template_labels) && selects(labels, &d.template_labels)
+        };
+        match (picks(canary), picks(stable)) {
             (true, false) => Some(true),
             (false, true) => Some(false),
             _ => None,
@@ -1126,6 +1128,37 @@ mod tests {
                 "{host}/{name}"
             );
         }
+    }
+
+    #[test]
+    fn an_istio_subset_is_its_host_services_pods_not_any_apps() {
+        // `reviews`' DestinationRule names its subsets by track alone; `catalog`'s tracks
+        // carry the same labels, but the reviews Service selects none of its pods.
+        let mut env = reviews();
+        let mut other = pair("catalog", "7.0.3", "7.1.0");
+        env.deployments.append(&mut other.deployments);
+        env.services.append(&mut other.services);
+        env.ingresses.insert(
+            "catalog-canary".into(),
+            ingress("catalog-canary", "catalog-canary", Some("10")),
+        );
+        let all = apps(&env);
+        let router = |name: &str| {
+            let app = all.iter().find(|a| a.name == name).unwrap();
+            canary_of(app)
+        };
+        assert_eq!(
+            router("catalog"),
+            (&Router::Nginx("catalog-canary".into()), Some(10.0))
+        );
+        assert_eq!(
+            router("reviews"),
+            (&Router::Istio("reviews".into()), Some(20.0))
+        );
+
+        // Nor is a host no Service is known by.
+        env.services.remove("reviews");
+        assert_eq!(canary_of(&apps(&env)[1]), (&Router::Unknown, None));
     }
 
     #[test]

@@ -65,6 +65,21 @@ pub fn httproutes() -> &'static ResourceType {
 pub fn rollouts() -> &'static ResourceType {
     rt_v("argoproj.io", "v1alpha1", "rollouts")
 }
+/// Traefik's TraefikService in its current group and in the older one (separately stored).
+pub fn traefikservices() -> [&'static ResourceType; 2] {
+    [
+        rt_v("traefik.io", "v1alpha1", "traefikservices"),
+        rt_v("traefik.containo.us", "v1alpha1", "traefikservices"),
+    ]
+}
+/// Istio's VirtualService (v1 and v1beta1 share this storage).
+pub fn virtualservices() -> &'static ResourceType {
+    rt("networking.istio.io", "virtualservices")
+}
+/// Istio's DestinationRule (v1 and v1beta1 share this storage).
+pub fn destinationrules() -> &'static ResourceType {
+    rt("networking.istio.io", "destinationrules")
+}
 
 /// Run the controllers until cancelled: after every change, and on a short tick for
 /// time-driven transitions (readiness delays, crash back-off, termination).

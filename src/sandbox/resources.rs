@@ -199,6 +199,96 @@ pub static RESOURCES: &[ResourceType] = &[
         storage_version_hash: "T0mdNo50nFA=",
         ..res("argoproj.io", "v1alpha1", "Rollout", "rollouts", true)
     },
+    // Istio's networking CRDs (virtualservices/destinationrules.networking.istio.io): served at
+    // v1 (the preferred and stored version) and v1beta1, one storage for both versions.
+    ResourceType {
+        singular: "virtualservice",
+        short_names: &["vs"],
+        categories: &["istio-io", "networking-istio-io"],
+        subresources: &["status"],
+        custom: true,
+        storage_version_hash: "4myxAxwji4I=",
+        ..res(
+            "networking.istio.io",
+            "v1",
+            "VirtualService",
+            "virtualservices",
+            true,
+        )
+    },
+    ResourceType {
+        singular: "destinationrule",
+        short_names: &["dr"],
+        categories: &["istio-io", "networking-istio-io"],
+        subresources: &["status"],
+        custom: true,
+        storage_version_hash: "RzP0ejj0QFo=",
+        ..res(
+            "networking.istio.io",
+            "v1",
+            "DestinationRule",
+            "destinationrules",
+            true,
+        )
+    },
+    ResourceType {
+        singular: "virtualservice",
+        short_names: &["vs"],
+        categories: &["istio-io", "networking-istio-io"],
+        subresources: &["status"],
+        custom: true,
+        storage_version_hash: "4myxAxwji4I=",
+        ..res(
+            "networking.istio.io",
+            "v1beta1",
+            "VirtualService",
+            "virtualservices",
+            true,
+        )
+    },
+    ResourceType {
+        singular: "destinationrule",
+        short_names: &["dr"],
+        categories: &["istio-io", "networking-istio-io"],
+        subresources: &["status"],
+        custom: true,
+        storage_version_hash: "RzP0ejj0QFo=",
+        ..res(
+            "networking.istio.io",
+            "v1beta1",
+            "DestinationRule",
+            "destinationrules",
+            true,
+        )
+    },
+    // Traefik's TraefikService (traefikservices.traefik.io) and the same CRD in the group
+    // Traefik v2 used (traefik.containo.us): two groups, two separate stores. No short names,
+    // no printer columns, no subresources. traefik.io comes first so that a bare
+    // `kubectl get traefikservices` resolves to it.
+    ResourceType {
+        singular: "traefikservice",
+        custom: true,
+        storage_version_hash: "SE1AVlboAtE=",
+        ..res(
+            "traefik.io",
+            "v1alpha1",
+            "TraefikService",
+            "traefikservices",
+            true,
+        )
+    },
+    ResourceType {
+        singular: "traefikservice",
+        custom: true,
+        storage_version_hash: "lD2etFNcdkA=",
+        ..res(
+            "traefik.containo.us",
+            "v1alpha1",
+            "TraefikService",
+            "traefikservices",
+            true,
+        )
+    },
 ];
 
 /// The resource type with this group, version and plural name.
@@ -215,12 +305,65 @@ pub fn by_kind(group: &str, kind: &str) -> Option<&'static ResourceType> {
         .find(|r| r.group == group && r.kind == kind)
 }
 
-/// The index of a resource type in [`RESOURCES`].
+/// The index of a resource type's storage in [`RESOURCES`]: every version of a group's
+/// resource shares the storage of the first one listed (its stored version), as a CRD served at
+/// several versions keeps one copy of each object.
 pub fn index_of(r: &ResourceType) -> usize {
-    RESOURCES
+    let own = RESOURCES
         .iter()
         .position(|x| std::ptr::eq(x, r))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let own_rt = &RESOURCES[own];
+    RESOURCES
+        .iter()
+        .position(|x| x.group == own_rt.group && x.plural == own_rt.plural)
+        .unwrap_or(own)
+}
+
+/// The stored version of a resource type (itself unless another version of it comes first).
+pub fn storage_of(r: &ResourceType) -> &'static ResourceType {
+    &RESOURCES[index_of(r)]
+}
+
+/// Whether `r` is served at a version other than the stored one, so that objects read
+/// through it need their `apiVersion` rewritten (CRD conversion strategy `None`).
+pub fn converts(r: &ResourceType) -> bool {
+    storage_of(r).version != r.version
+}
+
+/// `obj` as served at `r`'s version: the same object with `apiVersion` set to `r`'s
+/// (conversion strategy `None`). List items and Table rows' objects are rewritten too.
+pub fn as_served(r: &ResourceType, obj: &mut serde_json::Value) {
+    if !converts(r) {
+        return;
+    }
+    let stored = storage_of(r).api_version();
+    let served = r.api_version();
+    let fix = |o: &mut serde_json::Value| {
+        if let Some(m) = o.as_object_mut()
+            && m.get("apiVersion").and_then(serde_json::Value::as_str) == Some(stored.as_str())
+        {
+            m.insert(
+                "apiVersion".into(),
+                serde_json::Value::String(served.clone()),
+            );
+        }
+    };
+    fix(obj);
+    if let Some(items) = obj
+        .get_mut("items")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        items.iter_mut().for_each(fix);
+    }
+    if let Some(rows) = obj
+        .get_mut("rows")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        rows.iter_mut()
+            .filter_map(|r| r.get_mut("object"))
+            .for_each(fix);
+    }
 }
 
 /// Groups in discovery order, each with its versions.
@@ -237,4 +380,66 @@ pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn istio_versions_share_one_storage_and_traefik_groups_do_not() {
+        let v1 = find("networking.istio.io", "v1", "virtualservices").expect("v1");
+        let beta = find("networking.istio.io", "v1beta1", "virtualservices").expect("v1beta1");
+        assert_eq!(index_of(v1), index_of(beta));
+        assert!(std::ptr::eq(storage_of(beta), v1));
+        assert!(converts(beta) && !converts(v1));
+        let dr = find("networking.istio.io", "v1beta1", "destinationrules").expect("dr");
+        assert_ne!(index_of(dr), index_of(v1));
+        assert_eq!(
+            by_kind("networking.istio.io", "VirtualService").map(|r| r.version),
+            Some("v1")
+        );
+        let new = find("traefik.io", "v1alpha1", "traefikservices").expect("traefik.io");
+        let old = find("traefik.containo.us", "v1alpha1", "traefikservices").expect("containo");
+        assert_ne!(index_of(new), index_of(old));
+        assert!(!converts(new) && !converts(old));
+        // Every other type is its own storage.
+        for (i, r) in RESOURCES.iter().enumerate() {
+            if r.group != "networking.istio.io" || r.version == "v1" {
+                assert_eq!(index_of(r), i, "{} {}", r.group, r.plural);
+            }
+        }
+        let groups = groups();
+        let istio = groups.iter().find(|(g, _)| *g == "networking.istio.io");
+        assert_eq!(istio.map(|(_, v)| v.clone()), Some(vec!["v1", "v1beta1"]));
+    }
+
+    #[test]
+    fn objects_are_served_under_the_requested_version() {
+        let beta = find("networking.istio.io", "v1beta1", "virtualservices").expect("v1beta1");
+        let mut obj = json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService"});
+        as_served(beta, &mut obj);
+        assert_eq!(obj["apiVersion"], "networking.istio.io/v1beta1");
+        let mut list = json!({"apiVersion": "networking.istio.io/v1", "items": [
+            {"apiVersion": "networking.istio.io/v1"}, 7
+        ], "rows": [{"object": {"apiVersion": "networking.istio.io/v1"}}, {"object": null}]});
+        as_served(beta, &mut list);
+        assert_eq!(
+            list["items"][0]["apiVersion"],
+            "networking.istio.io/v1beta1"
+        );
+        assert_eq!(
+            list["rows"][0]["object"]["apiVersion"],
+            "networking.istio.io/v1beta1"
+        );
+        // Anything else (a Status, a Scale) is left alone, and so is every stored version.
+        let mut status = json!({"apiVersion": "v1", "kind": "Status"});
+        as_served(beta, &mut status);
+        assert_eq!(status["apiVersion"], "v1");
+        let v1 = find("networking.istio.io", "v1", "virtualservices").expect("v1");
+        let mut obj = json!({"apiVersion": "networking.istio.io/v1"});
+        as_served(v1, &mut obj);
+        assert_eq!(obj["apiVersion"], "networking.istio.io/v1");
+    }
 }

@@ -2,7 +2,9 @@
 //! environment (`staging`, `production`), a canary app per traffic router — `checkout`
 //! (stable + canary Deployments, Services, an HTTPRoute at 90/10), `search` (replica ratio:
 //! one Service over stable and canary Deployments), `catalog` (ingress-nginx: a canary Ingress
-//! at canary-weight 10) and `cart` (an Argo Rollout paused at 20 %) — a blue/green app
+//! at canary-weight 10), `cart` (an Argo Rollout paused at 20 %), `inventory` (a Traefik
+//! TraefikService at 90/10 over stable and canary Services) and `reviews` (an Istio
+//! VirtualService at 90/10 over the DestinationRule subsets of one Service) — a blue/green app
 //! (`payments`: blue and green Deployments, a Service selecting blue) and a rolling-update app
 //! (`frontend`) with three revisions of history. The world is built half an hour in the past and run forward, so that
 //! it starts settled, with believable ages and events.
@@ -13,18 +15,17 @@ use serde_json::{Value, json};
 
 use super::Sandbox;
 use super::controllers::{self, deployments, namespaces, services, settle};
-use super::resources::find;
+use super::resources::RESOURCES;
 use super::store::WriteOpts;
 
 const MANAGER: &str = "kubectl-create";
 
 fn create(sb: &Sandbox, group: &str, plural: &str, ns: &str, obj: Value) {
-    let version = if group == "argoproj.io" {
-        "v1alpha1"
-    } else {
-        "v1"
-    };
-    let Some(rt) = find(group, version, plural) else {
+    // The stored (first listed) version of the type.
+    let Some(rt) = RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.plural == plural)
+    else {
         return;
     };
     if let Err(e) = sb
@@ -403,6 +404,55 @@ pub fn world(sb: &Sandbox) {
             env,
             service("frontend", "frontend", json!({"app": "frontend"})),
         );
+        // inventory: canary by a Traefik TraefikService (weighted stable/canary Services).
+        canary_pair(sb, env, "inventory", "5.2.0", "5.3.0", big);
+        for (name, track) in [
+            ("inventory-stable", "stable"),
+            ("inventory-canary", "canary"),
+        ] {
+            create(
+                sb,
+                "",
+                "services",
+                env,
+                service(
+                    name,
+                    "inventory",
+                    json!({"app": "inventory", "track": track}),
+                ),
+            );
+        }
+        create(
+            sb,
+            "traefik.io",
+            "traefikservices",
+            env,
+            traefik_service("inventory", "inventory", 90, 10),
+        );
+        // reviews: canary by an Istio VirtualService over DestinationRule subsets of one
+        // Service that selects both tracks.
+        canary_pair(sb, env, "reviews", "1.8.0", "1.9.0", big);
+        create(
+            sb,
+            "",
+            "services",
+            env,
+            service("reviews", "reviews", json!({"app": "reviews"})),
+        );
+        create(
+            sb,
+            "networking.istio.io",
+            "destinationrules",
+            env,
+            destination_rule("reviews", "reviews"),
+        );
+        create(
+            sb,
+            "networking.istio.io",
+            "virtualservices",
+            env,
+            virtual_service("reviews", "reviews", env, 90, 10),
+        );
     }
     settle(sb, Duration::from_secs(1), Duration::from_secs(60));
     for version in ["3.1.0", "3.2.0"] {
@@ -430,6 +480,81 @@ pub fn world(sb: &Sandbox) {
     // Run forward to the present.
     run_until(sb, start);
     let _ = (deployments(), services(), namespaces());
+}
+
+/// Deployments `<app>` (track=stable, `big` replicas) and `<app>-canary` (track=canary, one
+/// replica) of `registry.local/<app>`.
+fn canary_pair(sb: &Sandbox, env: &str, app: &str, stable: &str, canary: &str, big: i64) {
+    for (name, track, version, replicas) in [
+        (app.to_string(), "stable", stable, big),
+        (format!("{app}-canary"), "canary", canary, 1),
+    ] {
+        let cause = if track == "stable" {
+            format!("deploy {app} {version}")
+        } else {
+            format!("canary {app} {version}")
+        };
+        create(
+            sb,
+            "apps",
+            "deployments",
+            env,
+            deployment(
+                &name,
+                env,
+                json!({"app": app, "track": track}),
+                &format!("registry.local/{app}:{version}"),
+                replicas,
+                &cause,
+            ),
+        );
+    }
+}
+
+/// A `traefik.io/v1alpha1` TraefikService `name` splitting between `<app>-stable` and
+/// `<app>-canary` (port 80) by weight.
+pub fn traefik_service(name: &str, app: &str, stable: i64, canary: i64) -> Value {
+    json!({
+        "apiVersion": "traefik.io/v1alpha1", "kind": "TraefikService",
+        "metadata": {"name": name, "labels": {"app": app}},
+        "spec": {"weighted": {"services": [
+            {"name": format!("{app}-stable"), "port": 80, "weight": stable},
+            {"name": format!("{app}-canary"), "port": 80, "weight": canary}
+        ]}}
+    })
+}
+
+/// An Istio DestinationRule `name` for host `app` with subsets `stable` and `canary` (by the
+/// `track` label).
+pub fn destination_rule(name: &str, app: &str) -> Value {
+    json!({
+        "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+        "metadata": {"name": name, "labels": {"app": app}},
+        "spec": {
+            "host": app,
+            "subsets": [
+                {"name": "stable", "labels": {"track": "stable"}},
+                {"name": "canary", "labels": {"track": "canary"}}
+            ]
+        }
+    })
+}
+
+/// An Istio VirtualService `name` for host `app` whose one http route sends `stable` % to
+/// subset `stable` and `canary` % to subset `canary` of `app.<ns>.svc.cluster.local`.
+pub fn virtual_service(name: &str, app: &str, ns: &str, stable: i64, canary: i64) -> Value {
+    let host = format!("{app}.{ns}.svc.cluster.local");
+    json!({
+        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": name, "labels": {"app": app}},
+        "spec": {
+            "hosts": [app],
+            "http": [{"route": [
+                {"destination": {"host": host, "subset": "stable"}, "weight": stable},
+                {"destination": {"host": host, "subset": "canary"}, "weight": canary}
+            ]}]
+        }
+    })
 }
 
 /// Run the world forward to `until`, a minute at a time.

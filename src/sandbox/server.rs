@@ -437,7 +437,11 @@ async fn resource_route(
         _ => Err(ApiError::method_not_allowed()),
     };
     match result {
-        Ok((code, v)) => json_response(sb, code, &v),
+        Ok((code, mut v)) => {
+            // A version other than the stored one: the same object, under its apiVersion.
+            resources::as_served(t.rt, &mut v);
+            json_response(sb, code, &v)
+        }
         Err(e) => error_response(sb, &e),
     }
 }
@@ -823,7 +827,12 @@ fn list(sb: &Sandbox, r: &Req, t: &Target<'_>) -> ApiResult<Listed> {
     // Custom resource lists come from unstructured (sorted) JSON; built-in ones in Go order.
     if t.rt.custom {
         put(&mut out, "apiVersion", &api_version);
-        put(&mut out, "items", &selected);
+        if resources::converts(t.rt) {
+            let items: Vec<Value> = selected.iter().map(|o| served(t.rt, o)).collect();
+            put(&mut out, "items", &items);
+        } else {
+            put(&mut out, "items", &selected);
+        }
         put(&mut out, "kind", &kind);
         put(&mut out, "metadata", &meta);
     } else {
@@ -1127,6 +1136,22 @@ fn delete_collection(sb: &Sandbox, r: &Req, t: &Target<'_>) -> ApiResult<(u16, V
     ))
 }
 
+/// An object as served at `rt`'s version (see [`resources::as_served`]).
+fn served(rt: &ResourceType, obj: &Value) -> Value {
+    let mut o = obj.clone();
+    resources::as_served(rt, &mut o);
+    o
+}
+
+/// A watch event of an object of `rt`, as served at `rt`'s version.
+fn object_line(rt: &ResourceType, kind: &str, obj: &Value) -> Bytes {
+    if resources::converts(rt) {
+        event_line(kind, &served(rt, obj))
+    } else {
+        event_line(kind, obj)
+    }
+}
+
 /// One watch event as a line of JSON.
 fn event_line(kind: &str, obj: &Value) -> Bytes {
     let mut b = go_json(&json!({"type": kind, "object": obj}));
@@ -1226,7 +1251,7 @@ fn watch(sb: &Arc<Sandbox>, r: &Req, t: &Target<'_>) -> Response<Body> {
         let lines = items
             .iter()
             .filter(|o| filter.matches(o))
-            .map(|o| event_line("ADDED", o))
+            .map(|o| object_line(rt, "ADDED", o))
             .collect();
         (lines, rv)
     } else {
@@ -1271,7 +1296,7 @@ fn watch(sb: &Arc<Sandbox>, r: &Req, t: &Target<'_>) -> Response<Body> {
         for c in backlog.iter().filter(|c| relevant(c)) {
             last_rv = c.rv;
             if let Some(kind) = filtered_event(c, &filter)
-                && !send(event_line(kind, &c.object)).await
+                && !send(object_line(rt, kind, &c.object)).await
             {
                 return;
             }
@@ -1308,7 +1333,7 @@ fn watch(sb: &Arc<Sandbox>, r: &Req, t: &Target<'_>) -> Response<Body> {
                         }
                         last_rv = c.rv;
                         if let Some(kind) = filtered_event(&c, &filter)
-                            && !send(event_line(kind, &c.object)).await {
+                            && !send(object_line(rt, kind, &c.object)).await {
                                 return;
                             }
                     }

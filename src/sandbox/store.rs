@@ -17,7 +17,7 @@ use tokio::sync::{Notify, broadcast};
 use super::admission;
 use super::clock::{Clock, format_time};
 use super::error::{ApiError, ApiResult};
-use super::resources::{RESOURCES, ResourceType, index_of};
+use super::resources::{RESOURCES, ResourceType, index_of, storage_of};
 
 /// The kind of change a watch event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,7 +343,7 @@ impl Store {
         let uid = Self::new_uid(&mut inner);
         {
             if let Some(m) = obj.as_object_mut() {
-                m.insert("apiVersion".into(), json!(rt.api_version()));
+                m.insert("apiVersion".into(), json!(storage_of(rt).api_version()));
                 m.insert("kind".into(), json!(rt.kind));
             }
             let meta = metadata_mut(&mut obj);
@@ -477,7 +477,7 @@ impl Store {
         {
             let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
             if let Some(m) = new.as_object_mut() {
-                m.insert("apiVersion".into(), json!(rt.api_version()));
+                m.insert("apiVersion".into(), json!(storage_of(rt).api_version()));
                 m.insert("kind".into(), json!(rt.kind));
             }
             let meta = metadata_mut(&mut new);

@@ -1,8 +1,8 @@
 //! Server-side `Table` output (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`), as
 //! kube-apiserver 1.26 renders it for `kubectl get`: the column definitions and cell logic of
 //! `pkg/printers/internalversion/printers.go` (always the "wide" set, like the server), the CRD
-//! `additionalPrinterColumns` convertor for HTTPRoute, and the CRD default (`Name`, `Age`) for
-//! every other kind. See `shared/fixtures/kube-apiserver-1.26/09-table/`.
+//! `additionalPrinterColumns` convertor for HTTPRoute, Rollout, VirtualService and
+//! DestinationRule, and the CRD default (`Name`, `Age`) for every other kind (TraefikService). See `shared/fixtures/kube-apiserver-1.26/09-table/`.
 
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
@@ -319,6 +319,36 @@ const ROLLOUT_COLUMNS: &[Column] = &[
     col("Age", "date", "Time since resource was created"),
 ];
 
+/// The Age column's description in Istio's CRDs (`crd-all.gen.yaml`).
+const ISTIO_AGE_DESC: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC. Populated by the system. Read-only. Null for lists. For more information, see [Kubernetes API Conventions](https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#metadata)";
+
+/// Istio's VirtualService CRD `additionalPrinterColumns` (networking.istio.io, every version).
+const VIRTUALSERVICE_COLUMNS: &[Column] = &[
+    NAME,
+    col(
+        "Gateways",
+        "string",
+        "The names of gateways and sidecars that should apply these routes",
+    ),
+    col(
+        "Hosts",
+        "string",
+        "The destination hosts to which traffic is being sent",
+    ),
+    col("Age", "date", ISTIO_AGE_DESC),
+];
+
+/// Istio's DestinationRule CRD `additionalPrinterColumns`.
+const DESTINATIONRULE_COLUMNS: &[Column] = &[
+    NAME,
+    col(
+        "Host",
+        "string",
+        "The name of a service from the service registry",
+    ),
+    col("Age", "date", ISTIO_AGE_DESC),
+];
+
 /// What the CRD handler serves for a version without `additionalPrinterColumns`.
 const DEFAULT_COLUMNS: &[Column] = &[NAME, col("Age", "date", AGE_DESC)];
 
@@ -337,6 +367,9 @@ fn printer(kind: &str) -> (&'static [Column], RowFn) {
         "HTTPRoute" => (HTTPROUTE_COLUMNS, httproute_row),
         "Ingress" => (INGRESS_COLUMNS, ingress_row),
         "Rollout" => (ROLLOUT_COLUMNS, rollout_row),
+        "VirtualService" => (VIRTUALSERVICE_COLUMNS, virtualservice_row),
+        "DestinationRule" => (DESTINATIONRULE_COLUMNS, destinationrule_row),
+        // TraefikService (both groups) has no printer columns: Name, Age.
         _ => (DEFAULT_COLUMNS, default_row),
     }
 }
@@ -1073,6 +1106,23 @@ fn rollout_row(ro: &Value, now: Timestamp) -> Vec<Value> {
         crd_cell("integer", get(ro, &["status", "updatedReplicas"]), now),
         crd_cell("integer", get(ro, &["status", "availableReplicas"]), now),
         crd_cell("date", get(ro, &["metadata", "creationTimestamp"]), now),
+    ]
+}
+
+fn virtualservice_row(vs: &Value, now: Timestamp) -> Vec<Value> {
+    vec![
+        name(vs),
+        crd_cell("string", get(vs, &["spec", "gateways"]), now),
+        crd_cell("string", get(vs, &["spec", "hosts"]), now),
+        crd_cell("date", get(vs, &["metadata", "creationTimestamp"]), now),
+    ]
+}
+
+fn destinationrule_row(dr: &Value, now: Timestamp) -> Vec<Value> {
+    vec![
+        name(dr),
+        crd_cell("string", get(dr, &["spec", "host"]), now),
+        crd_cell("date", get(dr, &["metadata", "creationTimestamp"]), now),
     ]
 }
 

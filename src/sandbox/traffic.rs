@@ -1,8 +1,11 @@
 //! Simulated traffic: for every app in every namespace, a request rate with a daily shape and
 //! noise, routed the way the cluster says — an Argo Rollout's canary weight
-//! (`status.canary.weights`), HTTPRoute backendRef weights (proportional), an ingress-nginx
+//! (`status.canary.weights`), HTTPRoute backendRef weights (proportional), a Traefik
+//! TraefikService's weighted services (proportional, default 1), an Istio VirtualService's
+//! route weights (to a Service, or to a DestinationRule subset of its pods), an ingress-nginx
 //! canary Ingress (`canary-weight` of `canary-weight-total`), a Service selector (blue/green),
-//! or the ready-replica ratio when one Service selects several Deployments. Only Ready pods get traffic. Each version answers with an error ratio and a
+//! or the ready-replica ratio when one Service selects several Deployments. Only Ready pods get
+//! traffic. Each version answers with an error ratio and a
 //! latency distribution that depend on its image (`-errors`, `-slow` tags) and on injected
 //! faults. Every simulated second updates the counters that `/metrics` exposes and that the
 //! sandbox's own Prometheus API stores.
@@ -16,7 +19,10 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 use super::Sandbox;
-use super::controllers::{annotation, httproutes, ingresses, pod_ready, pods, rollouts, services};
+use super::controllers::{
+    annotation, destinationrules, httproutes, ingresses, pod_ready, pods, rollouts, services,
+    traefikservices, virtualservices,
+};
 use super::faults::{Fault, FaultKind, image_tag, version_names};
 use super::selector::LabelSelector;
 use super::store::{meta_str, name_of};
@@ -67,6 +73,16 @@ fn profile(app: &str) -> Profile {
         "cart" => Profile {
             rps: 30.0,
             median: 0.040,
+            errors: 0.001,
+        },
+        "inventory" => Profile {
+            rps: 20.0,
+            median: 0.030,
+            errors: 0.001,
+        },
+        "reviews" => Profile {
+            rps: 35.0,
+            median: 0.050,
             errors: 0.001,
         },
         _ => Profile {
@@ -137,6 +153,29 @@ impl Target {
         }
         (err, extra)
     }
+}
+
+/// One weighted backend of an app: a Service, optionally narrowed to the pods that also carry
+/// `subset`'s labels (an Istio DestinationRule subset).
+struct Backend {
+    service: String,
+    subset: Option<Value>,
+    weight: f64,
+}
+
+impl Backend {
+    fn new(service: impl Into<String>, weight: f64) -> Backend {
+        Backend {
+            service: service.into(),
+            subset: None,
+            weight,
+        }
+    }
+}
+
+/// Backends and weights from `(service, weight)` pairs.
+fn plain(pairs: Vec<(String, f64)>) -> Vec<Backend> {
+    pairs.into_iter().map(|(s, w)| Backend::new(s, w)).collect()
 }
 
 /// Who gets each app's traffic, per namespace.
@@ -283,6 +322,12 @@ fn routing(sb: &Sandbox, ns: &str) -> BTreeMap<String, Vec<Target>> {
     let routes = sb.store.list(httproutes(), Some(ns)).0;
     let ingress_list = sb.store.list(ingresses(), Some(ns)).0;
     let rollout_list = sb.store.list(rollouts(), Some(ns)).0;
+    let traefik_list: Vec<Arc<Value>> = traefikservices()
+        .iter()
+        .flat_map(|rt| sb.store.list(rt, Some(ns)).0)
+        .collect();
+    let vs_list = sb.store.list(virtualservices(), Some(ns)).0;
+    let dr_list = sb.store.list(destinationrules(), Some(ns)).0;
     let ready: Vec<&Value> = pod_list
         .iter()
         .map(|p| p.as_ref())
@@ -305,11 +350,18 @@ fn routing(sb: &Sandbox, ns: &str) -> BTreeMap<String, Vec<Target>> {
     };
     let mut out = BTreeMap::new();
     for app in apps {
-        // Backends with weights: an Argo Rollout's canary weights, an HTTPRoute, an
-        // ingress-nginx canary pair, else the app's Service (ready-replica ratio).
+        // Backends with weights, in the cockpit's detection order: an Argo Rollout's canary
+        // weights, an HTTPRoute, a TraefikService, an Istio VirtualService, an ingress-nginx
+        // canary pair, else the app's Service (ready-replica ratio).
         let backends = rollout_backends(&rollout_list, &app)
-            .or_else(|| httproute_backends(&routes, &app, &selects_app))
-            .or_else(|| ingress_backends(&ingress_list, &app, &selects_app))
+            .map(plain)
+            .or_else(|| httproute_backends(&routes, &app, &selects_app).map(plain))
+            .or_else(|| {
+                traefik_backends(&traefik_list, ns, &app, &selects_app, &|n| svc(n).is_some())
+                    .map(plain)
+            })
+            .or_else(|| istio_backends(&vs_list, &dr_list, ns, &app, &selects_app))
+            .or_else(|| ingress_backends(&ingress_list, &app, &selects_app).map(plain))
             .or_else(|| {
                 svc(&app)
                     .or_else(|| {
@@ -318,13 +370,18 @@ fn routing(sb: &Sandbox, ns: &str) -> BTreeMap<String, Vec<Target>> {
                                 == Some(app.as_str())
                         })
                     })
-                    .map(|s| vec![(name_of(s).to_string(), 1.0)])
+                    .map(|s| vec![Backend::new(name_of(s), 1.0)])
             })
             .unwrap_or_default();
-        let total: f64 = backends.iter().map(|(_, w)| w).sum();
+        let total: f64 = backends.iter().map(|b| b.weight.max(0.0)).sum();
         let prof = profile(&app);
         let mut targets = Vec::new();
-        for (service, w) in backends {
+        for Backend {
+            service,
+            subset,
+            weight: w,
+        } in backends
+        {
             if total <= 0.0 || w <= 0.0 {
                 continue;
             }
@@ -332,7 +389,11 @@ fn routing(sb: &Sandbox, ns: &str) -> BTreeMap<String, Vec<Target>> {
             let Some(sel) = s.pointer("/spec/selector") else {
                 continue;
             };
-            let chosen: Vec<&&Value> = ready.iter().filter(|p| labels_match(sel, p)).collect();
+            let chosen: Vec<&&Value> = ready
+                .iter()
+                .filter(|p| labels_match(sel, p))
+                .filter(|p| subset.as_ref().is_none_or(|l| labels_match(l, p)))
+                .collect();
             for p in &chosen {
                 let image = p
                     .pointer("/spec/containers/0/image")
@@ -429,6 +490,191 @@ fn httproute_backends(
             })
             .collect(),
     )
+}
+
+/// A TraefikService's weighted services (`spec.weighted.services[]`), when one of them is a
+/// Service of the app: weights proportional, a missing weight is 1 (Traefik's default).
+/// Entries that name another namespace, a kind other than Service or a Service that does not
+/// exist are skipped (Traefik cannot build them), so the others share the traffic.
+fn traefik_backends(
+    list: &[Arc<Value>],
+    ns: &str,
+    app: &str,
+    selects_app: &dyn Fn(&str, &str) -> bool,
+    exists: &dyn Fn(&str) -> bool,
+) -> Option<Vec<(String, f64)>> {
+    let services = |ts: &Value| -> Vec<(String, f64)> {
+        ts.pointer("/spec/weighted/services")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|s| {
+                s.get("kind")
+                    .and_then(Value::as_str)
+                    .is_none_or(|k| k.is_empty() || k == "Service")
+                    && s.get("namespace")
+                        .and_then(Value::as_str)
+                        .is_none_or(|n| n.is_empty() || n == ns)
+            })
+            .filter_map(|s| {
+                let name = s
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .filter(|n| exists(n))?;
+                let w = match s.get("weight") {
+                    None | Some(Value::Null) => 1.0,
+                    Some(w) => w.as_f64().unwrap_or(0.0).max(0.0),
+                };
+                Some((name.to_string(), w))
+            })
+            .collect()
+    };
+    list.iter()
+        .map(|ts| services(ts))
+        .find(|svcs| svcs.iter().any(|(n, _)| selects_app(n, app)))
+}
+
+/// The Service an Istio host names in namespace `ns`: `name`, `name.ns`, `name.ns.svc` or
+/// `name.ns.svc.cluster.local`; a host in another namespace or outside the cluster is none.
+fn istio_host_service<'a>(host: &'a str, ns: &str) -> Option<&'a str> {
+    let mut parts = host.split('.');
+    let name = parts.next().filter(|n| !n.is_empty())?;
+    let rest: Vec<&str> = parts.collect();
+    match rest.as_slice() {
+        [] => Some(name),
+        [n] | [n, "svc"] | [n, "svc", "cluster", "local"] if *n == ns => Some(name),
+        _ => None,
+    }
+}
+
+/// The labels of `subset` of `service`, from the namespace's DestinationRules.
+fn istio_subset<'a>(
+    rules: &'a [Arc<Value>],
+    ns: &str,
+    service: &str,
+    subset: &str,
+) -> Option<&'a Value> {
+    rules
+        .iter()
+        .filter(|r| {
+            r.pointer("/spec/host")
+                .and_then(Value::as_str)
+                .and_then(|h| istio_host_service(h, ns))
+                == Some(service)
+        })
+        .flat_map(|r| {
+            r.pointer("/spec/subsets")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .find(|s| s.get("name").and_then(Value::as_str) == Some(subset))
+        .map(|s| s.get("labels").unwrap_or(&Value::Null))
+}
+
+/// Whether an Istio http route takes every request (no match conditions). Simulated requests
+/// carry no headers, cookies or special paths, so a matched route takes none of them.
+fn istio_catch_all(http: &Value) -> bool {
+    match http.get("match") {
+        None | Some(Value::Null) => true,
+        Some(Value::Array(ms)) => {
+            ms.is_empty()
+                || ms.iter().any(|m| {
+                    m.as_object().is_some_and(|o| {
+                        o.iter().all(|(k, v)| {
+                            k == "name"
+                                || (k == "uri"
+                                    && (v.get("prefix").and_then(Value::as_str) == Some("/")))
+                        })
+                    })
+                })
+        }
+        Some(_) => false,
+    }
+}
+
+/// An Istio VirtualService's split for the app: of the `spec.http[]` routes that send to a
+/// Service of the app, the first without match conditions (else the first). Each destination
+/// gets its weight's share (weights proportional among the destinations that resolve; a lone
+/// destination, or all weights missing, share equally) of the pods of its host's Service,
+/// narrowed to its DestinationRule subset. Destinations whose host is not a Service here or
+/// whose subset no DestinationRule defines get nothing.
+fn istio_backends(
+    list: &[Arc<Value>],
+    rules: &[Arc<Value>],
+    ns: &str,
+    app: &str,
+    selects_app: &dyn Fn(&str, &str) -> bool,
+) -> Option<Vec<Backend>> {
+    let destinations = |http: &Value| -> Vec<Value> {
+        http.get("route")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let sends_to_app = |http: &Value| {
+        destinations(http).iter().any(|d| {
+            d.pointer("/destination/host")
+                .and_then(Value::as_str)
+                .and_then(|h| istio_host_service(h, ns))
+                .is_some_and(|s| selects_app(s, app))
+        })
+    };
+    let https: Vec<&Value> = list
+        .iter()
+        .flat_map(|vs| {
+            vs.pointer("/spec/http")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .filter(|h| sends_to_app(h))
+        .collect();
+    let http = https
+        .iter()
+        .find(|h| istio_catch_all(h))
+        .or_else(|| https.first())?;
+    let routes = destinations(http);
+    let explicit = routes.iter().any(|r| {
+        r.get("weight")
+            .and_then(Value::as_f64)
+            .is_some_and(|w| w > 0.0)
+    });
+    let mut out = Vec::new();
+    for r in &routes {
+        let Some(service) = r
+            .pointer("/destination/host")
+            .and_then(Value::as_str)
+            .and_then(|h| istio_host_service(h, ns))
+        else {
+            continue;
+        };
+        let subset = match r.pointer("/destination/subset").and_then(Value::as_str) {
+            None | Some("") => None,
+            // A subset without labels is every pod of the Service.
+            Some(name) => match istio_subset(rules, ns, service, name) {
+                Some(labels) if labels.as_object().is_some_and(|m| !m.is_empty()) => {
+                    Some(labels.clone())
+                }
+                Some(_) => None,
+                None => continue,
+            },
+        };
+        let weight = if explicit {
+            r.get("weight")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0)
+                .max(0.0)
+        } else {
+            1.0
+        };
+        out.push(Backend {
+            service: service.to_string(),
+            subset,
+            weight,
+        });
+    }
+    Some(out)
 }
 
 /// ingress-nginx's canary annotations.
@@ -658,6 +904,241 @@ mod tests {
                 "{ns}: {s:?}"
             );
         }
+        // Traefik weighted services 90/10, and Istio subsets 90/10 — though Service `reviews`
+        // selects both tracks (3:1 by replicas), the VirtualService decides.
+        for ns in ["production", "staging"] {
+            let s = shares(&sb, ns, "inventory");
+            assert!(
+                near(s.get("5.3.0"), 0.1) && near(s.get("5.2.0"), 0.9),
+                "{ns}: {s:?}"
+            );
+            let s = shares(&sb, ns, "reviews");
+            assert!(
+                near(s.get("1.9.0"), 0.1) && near(s.get("1.8.0"), 0.9),
+                "{ns}: {s:?}"
+            );
+        }
+    }
+
+    /// Apply `patch` (a JSON merge patch) to `name` of type `rt` in production.
+    fn merge(
+        sb: &Sandbox,
+        rt: &'static crate::sandbox::resources::ResourceType,
+        name: &str,
+        patch: Value,
+    ) {
+        sb.store
+            .modify(
+                rt,
+                "production",
+                name,
+                &WriteOpts::controller("kubectl"),
+                |o| {
+                    json_merge_patch(o, &patch);
+                    Ok(())
+                },
+            )
+            .expect("patch");
+    }
+
+    fn traefik_weights(sb: &Sandbox, services: Value) {
+        merge(
+            sb,
+            traefikservices()[0],
+            "inventory",
+            json!({"spec": {"weighted": {"services": services}}}),
+        );
+    }
+
+    #[test]
+    fn traefik_weights_are_proportional_with_a_default_of_one() {
+        let sb = sandbox(true);
+        let s = |sb: &Sandbox| shares(sb, "production", "inventory");
+        traefik_weights(
+            &sb,
+            json!([{"name": "inventory-stable", "weight": 3}, {"name": "inventory-canary", "weight": 1}]),
+        );
+        assert!(near(s(&sb).get("5.3.0"), 0.25), "{:?}", s(&sb));
+        // No weight: 1.
+        traefik_weights(
+            &sb,
+            json!([{"name": "inventory-stable", "weight": 3}, {"name": "inventory-canary"}]),
+        );
+        assert!(near(s(&sb).get("5.3.0"), 0.25), "{:?}", s(&sb));
+        // Canary at 0: all on stable.
+        traefik_weights(
+            &sb,
+            json!([{"name": "inventory-stable", "weight": 5}, {"name": "inventory-canary", "weight": 0}]),
+        );
+        assert_eq!(s(&sb).get("5.3.0"), None);
+        assert!(near(s(&sb).get("5.2.0"), 1.0));
+        // Entries for another namespace, another kind or an unknown Service get nothing; a
+        // weight that is not a number is 0; nothing panics.
+        traefik_weights(
+            &sb,
+            json!([
+                {"name": "inventory-stable", "weight": 1},
+                {"name": "inventory-canary", "weight": 1, "namespace": "staging"},
+                {"name": "inventory-canary", "weight": 1, "kind": "TraefikService"},
+                {"name": "inventory-canary", "weight": "lots"},
+                {"name": "nope", "weight": 7},
+                {"weight": 7},
+                "garbage"
+            ]),
+        );
+        assert!(near(s(&sb).get("5.2.0"), 1.0), "{:?}", s(&sb));
+        // The older group is routed by too.
+        sb.store
+            .delete(
+                traefikservices()[0],
+                "production",
+                "inventory",
+                None,
+                None,
+                false,
+            )
+            .expect("delete");
+        let mut old = crate::sandbox::seed::traefik_service("inventory", "inventory", 1, 1);
+        old["apiVersion"] = json!("traefik.containo.us/v1alpha1");
+        sb.store
+            .create(
+                traefikservices()[1],
+                "production",
+                old,
+                &WriteOpts::controller("kubectl"),
+            )
+            .expect("create");
+        assert!(near(s(&sb).get("5.3.0"), 0.5), "{:?}", s(&sb));
+        // Without any TraefikService, the two Services (one per track) do not split: the
+        // first Service of the app takes it all.
+        sb.store
+            .delete(
+                traefikservices()[1],
+                "production",
+                "inventory",
+                None,
+                None,
+                false,
+            )
+            .expect("delete");
+        assert_eq!(s(&sb).values().sum::<f64>().round(), 1.0);
+    }
+
+    fn istio_route(sb: &Sandbox, http: Value) {
+        merge(
+            sb,
+            virtualservices(),
+            "reviews",
+            json!({"spec": {"http": http}}),
+        );
+    }
+
+    fn dest(host: &str, subset: Option<&str>, weight: Option<i64>) -> Value {
+        let mut d = json!({"destination": {"host": host}});
+        if let Some(s) = subset {
+            d["destination"]["subset"] = json!(s);
+        }
+        if let Some(w) = weight {
+            d["weight"] = json!(w);
+        }
+        d
+    }
+
+    #[test]
+    fn istio_weights_route_to_destination_rule_subsets() {
+        let sb = sandbox(true);
+        let s = |sb: &Sandbox| shares(sb, "production", "reviews");
+        let fqdn = "reviews.production.svc.cluster.local";
+        istio_route(
+            &sb,
+            json!([{"route": [dest(fqdn, Some("stable"), Some(40)), dest("reviews", Some("canary"), Some(60))]}]),
+        );
+        assert!(
+            near(s(&sb).get("1.9.0"), 0.6) && near(s(&sb).get("1.8.0"), 0.4),
+            "{:?}",
+            s(&sb)
+        );
+        // Weights that do not sum to 100 are proportional.
+        istio_route(
+            &sb,
+            json!([{"route": [dest("reviews.production", Some("stable"), Some(30)), dest("reviews.production.svc", Some("canary"), Some(10))]}]),
+        );
+        assert!(near(s(&sb).get("1.9.0"), 0.25), "{:?}", s(&sb));
+        // A subset no DestinationRule defines gets nothing; the known destinations share.
+        istio_route(
+            &sb,
+            json!([{"route": [dest(fqdn, Some("stable"), Some(80)), dest(fqdn, Some("v3"), Some(20))]}]),
+        );
+        assert!(near(s(&sb).get("1.8.0"), 1.0), "{:?}", s(&sb));
+        // A lone destination without weight or subset: every pod of the Service (3:1).
+        istio_route(&sb, json!([{"route": [dest("reviews", None, None)]}]));
+        assert!(near(s(&sb).get("1.9.0"), 0.25), "{:?}", s(&sb));
+        // A route with match conditions takes no simulated request: the catch-all decides.
+        istio_route(
+            &sb,
+            json!([
+                {"match": [{"headers": {"end-user": {"exact": "jason"}}}],
+                 "route": [dest(fqdn, Some("canary"), None)]},
+                {"route": [dest(fqdn, Some("stable"), Some(50)), dest(fqdn, Some("canary"), Some(50))]}
+            ]),
+        );
+        assert!(near(s(&sb).get("1.9.0"), 0.5), "{:?}", s(&sb));
+        // A host in another namespace is not this namespace's Service; garbage never panics.
+        istio_route(
+            &sb,
+            json!([{"route": [
+                dest("reviews.staging.svc.cluster.local", Some("canary"), Some(50)),
+                dest(fqdn, Some("stable"), Some(50)),
+                {"destination": "x", "weight": "y"},
+                7
+            ]}]),
+        );
+        assert!(near(s(&sb).get("1.8.0"), 1.0), "{:?}", s(&sb));
+        // A subset without labels is the whole Service.
+        merge(
+            &sb,
+            destinationrules(),
+            "reviews",
+            json!({"spec": {"subsets": [{"name": "all"}]}}),
+        );
+        istio_route(
+            &sb,
+            json!([{"route": [dest(fqdn, Some("all"), Some(100))]}]),
+        );
+        assert!(near(s(&sb).get("1.9.0"), 0.25), "{:?}", s(&sb));
+        // Without the VirtualService, Service `reviews` splits by ready replicas.
+        sb.store
+            .delete(
+                virtualservices(),
+                "production",
+                "reviews",
+                None,
+                None,
+                false,
+            )
+            .expect("delete");
+        assert!(near(s(&sb).get("1.9.0"), 0.25), "{:?}", s(&sb));
+    }
+
+    #[test]
+    fn istio_hosts_resolve_in_their_namespace() {
+        assert_eq!(istio_host_service("reviews", "prod"), Some("reviews"));
+        assert_eq!(istio_host_service("reviews.prod", "prod"), Some("reviews"));
+        assert_eq!(
+            istio_host_service("reviews.prod.svc", "prod"),
+            Some("reviews")
+        );
+        assert_eq!(
+            istio_host_service("reviews.prod.svc.cluster.local", "prod"),
+            Some("reviews")
+        );
+        assert_eq!(
+            istio_host_service("reviews.other.svc.cluster.local", "prod"),
+            None
+        );
+        assert_eq!(istio_host_service("api.example.com", "prod"), None);
+        assert_eq!(istio_host_service("", "prod"), None);
+        assert_eq!(istio_host_service(".prod", "prod"), None);
     }
 
     #[test]

@@ -130,11 +130,13 @@ fn subsets<'a>(rules: &'a [Value], service: &str) -> Vec<(&'a str, &'a Value)> {
 }
 
 /// Which track a destination sends to: `Some(true)` canary, `Some(false)` stable.
+#[allow(clippy::too_many_arguments)]
 fn track_of(
     dest: &Value,
     rules: &[Value],
     stable_svcs: &[String],
     canary_svcs: &[String],
+    shared_svcs: &[String],
     stable_labels: &Value,
     canary_labels: &Value,
 ) -> Option<bool> {
@@ -150,6 +152,15 @@ fn track_of(
             }
         }
         Some(subset) => {
+            // Only a host that is one of the app's own Services.
+            if !stable_svcs
+                .iter()
+                .chain(canary_svcs)
+                .chain(shared_svcs)
+                .any(|s| s == svc)
+            {
+                return None;
+            }
             let labels = subsets(rules, svc)
                 .into_iter()
                 .find(|(n, _)| *n == subset)
@@ -224,8 +235,9 @@ pub async fn find_istio(
                 .into_iter()
                 .flatten()
                 .map(|r| {
-                    r.get("destination")
-                        .and_then(|d| track_of(d, &rules, stable_svcs, canary_svcs, &sl, &cl))
+                    r.get("destination").and_then(|d| {
+                        track_of(d, &rules, stable_svcs, canary_svcs, shared_svcs, &sl, &cl)
+                    })
                 })
                 .collect();
             let s = tracks.iter().position(|t| *t == Some(false));
@@ -567,19 +579,25 @@ mod tests {
             json!({"app": "reviews", "track": "canary"}),
         );
         let d = |subset: &str| json!({"host": "reviews", "subset": subset});
-        assert_eq!(track_of(&d("v2"), &rules, &[], &[], &sl, &cl), Some(true));
-        assert_eq!(track_of(&d("v1"), &rules, &[], &[], &sl, &cl), Some(false));
-        assert_eq!(track_of(&d("v3"), &rules, &[], &[], &sl, &cl), None);
-        let canary_host = json!({"host": "reviews-canary.shop.svc.cluster.local"});
+        let shared = ["reviews".to_string()];
         assert_eq!(
-            track_of(
-                &canary_host,
-                &rules,
-                &[],
-                &["reviews-canary".into()],
-                &sl,
-                &cl
-            ),
+            track_of(&d("v2"), &rules, &[], &[], &shared, &sl, &cl),
+            Some(true)
+        );
+        assert_eq!(
+            track_of(&d("v1"), &rules, &[], &[], &shared, &sl, &cl),
+            Some(false)
+        );
+        assert_eq!(
+            track_of(&d("v3"), &rules, &[], &[], &shared, &sl, &cl),
+            None
+        );
+        // Another app's host with look-alike subsets is not this app's route.
+        assert_eq!(track_of(&d("v2"), &rules, &[], &[], &[], &sl, &cl), None);
+        let canary_host = json!({"host": "reviews-canary.shop.svc.cluster.local"});
+        let canary = ["reviews-canary".to_string()];
+        assert_eq!(
+            track_of(&canary_host, &rules, &[], &canary, &[], &sl, &cl),
             Some(true)
         );
     }
