@@ -327,3 +327,56 @@ fn a_drill_from_the_menu_shows_its_banner_and_report() {
     c.pty.send("q");
     assert_eq!(c.pty.wait_exit(Duration::from_secs(10)), Some(0));
 }
+
+#[test]
+fn traefik_and_istio_canaries_from_the_keys() {
+    let sb = SandboxProc::start(&[]);
+    let mut c = cockpit(&sb, sb.kubeconfig_path(), &[]);
+    c.select("inventory");
+    c.pty.send("p");
+    let s = c.pty.wait_for("the Traefik dialog", T, |s| {
+        s.contains("promote inventory") && s.contains("y/enter apply")
+    });
+    assert!(s.contains("Traefik TraefikService/inventory"), "{s}");
+    assert!(
+        s.contains("inventory-stable 90 → 75, inventory-canary 10 → 25"),
+        "{s}"
+    );
+    c.pty.send("y");
+    c.pty
+        .wait_for("applied", T, |s| s.contains("promote inventory: applied"));
+    assert_eq!(
+        sb.jsonpath(
+            "traefikservices.traefik.io",
+            "inventory",
+            "staging",
+            "{.spec.weighted.services[*].weight}"
+        ),
+        "75 25"
+    );
+    c.select("reviews");
+    c.pty.send("P");
+    let s = c.pty.wait_for("the Istio dialog", T, |s| {
+        s.contains("promote-full reviews") && s.contains("y/enter apply")
+    });
+    assert!(
+        s.contains("reviews/stable 90 → 0, reviews/canary 10 → 100"),
+        "{s}"
+    );
+    c.pty.send("y");
+    c.pty.wait_for("applied", T, |s| {
+        s.contains("promote-full reviews: applied")
+    });
+    assert_eq!(
+        sb.jsonpath(
+            "virtualservices.networking.istio.io",
+            "reviews",
+            "staging",
+            "{.spec.http[0].route[*].weight}"
+        ),
+        "0 100"
+    );
+    assert_eq!(c.audit_lines().len(), 4);
+    c.pty.send("q");
+    assert_eq!(c.pty.wait_exit(Duration::from_secs(10)), Some(0));
+}
