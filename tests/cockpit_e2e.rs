@@ -54,6 +54,44 @@ fn usable_at_80x24_with_tabs() {
     assert_eq!(p.wait_exit(Duration::from_secs(10)), Some(0));
 }
 
+#[test]
+fn every_canary_names_its_router_where_there_is_room() {
+    let mut p = Pty::spawn(&[], 240, 50);
+    // The sandbox's canaries above the charts by their own routers, in both environments
+    // (`search`, the replica ratio, is below the fold). `catalog`'s tracks carry the `track`
+    // labels `reviews`' Istio subsets name, and stay ingress-nginx's.
+    let s = p.wait_for("every router", T, |s| {
+        [
+            "canary 10% (HTTPRoute)",
+            "canary 10% (ingress-nginx)",
+            "canary 10% (Traefik)",
+            "canary 10% (Istio)",
+            "canary 20% (Argo Rollouts)",
+        ]
+        .iter()
+        .all(|want| s.matches(want).count() >= 2)
+    });
+    for (app, router) in [
+        ("catalog", "ingress-nginx"),
+        ("inventory", "Traefik"),
+        ("reviews", "Istio"),
+    ] {
+        let rows: Vec<&str> = s
+            .lines()
+            .filter(|l| l.contains(&format!("{app} ")) && l.contains("% ("))
+            .collect();
+        assert!(
+            !rows.is_empty()
+                && rows
+                    .iter()
+                    .all(|l| l.matches(&format!("({router})")).count() == 2),
+            "{app} by {router}:\n{s}"
+        );
+    }
+    p.send("q");
+    assert_eq!(p.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
 /// A cockpit pointed at an external sandbox through a kubeconfig, like a real cluster.
 fn cockpit_on(sb: &SandboxProc, cols: u16, rows: u16) -> Pty {
     let kc = sb.kubeconfig.to_string_lossy().to_string();
@@ -108,8 +146,9 @@ fn escape_sequences_in_logs_are_shown_inert() {
     sb.kubectl_ok(&["rollout", "restart", "deployment/checkout", "-n", "staging"]);
     let mut p = cockpit_on(&sb, 200, 50);
     // Select checkout (the third app: cart, catalog, checkout) once every app is listed.
+    // (`search`, the last, is below the fold among eight.)
     p.wait_for("all apps", T, |s| {
-        s.contains("cart") && s.contains("search")
+        s.contains("Apps (8)") && s.contains("cart")
     });
     for _ in 0..5 {
         p.send("gjj");

@@ -1355,7 +1355,9 @@ fn ten_thousand_pods_render_the_selected_window() {
     assert!(screen.contains("Pods frontend (10006)"), "{screen}");
     // The window around the selection, not the top of the list. (Speed is measured by
     // `cargo bench --bench cockpit`, not asserted here.)
-    assert!(screen.contains("05000"), "{screen}");
+    // Scrolled to pod 5,000: thousands above and below, the first one off screen.
+    assert!(screen.contains("+4991 ↑ +5005 ↓"), "{screen}");
+    assert!(!screen.contains("55d4c7b8f6-00000"), "{screen}");
 }
 
 /// A filter typed so far, the cursor after the last character.
