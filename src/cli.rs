@@ -293,6 +293,8 @@ fn cockpit_options(args: CockpitArgs) -> crate::tui::Options {
             .or(config.audit_log.clone())
             .unwrap_or_else(crate::audit::default_path),
         canary_steps: config.canary_steps.clone(),
+        guard: config.guard.enabled.then(|| config.guard.clone()),
+        thresholds: config.thresholds,
         routers: config
             .apps
             .iter()

@@ -53,6 +53,8 @@ pub enum Action {
     Confirm,
     /// Drill menu.
     Drill,
+    /// Cancel the rollback guard's countdown.
+    CancelGuard,
 }
 
 impl Action {
@@ -84,6 +86,7 @@ impl Action {
         Action::ResumeRollout,
         Action::Restart,
         Action::Drill,
+        Action::CancelGuard,
         Action::Help,
         Action::Quit,
     ];
@@ -119,6 +122,7 @@ impl Action {
             Action::Restart => "restart deployment",
             Action::Confirm => "confirm / open",
             Action::Drill => "rollback drills",
+            Action::CancelGuard => "cancel the guard's rollback",
         }
     }
 

@@ -101,6 +101,32 @@ pub enum Msg {
         env: usize,
         drill: Option<super::state::DrillBanner>,
     },
+    /// What an environment's rollback guard reports.
+    Guard {
+        env: usize,
+        event: GuardEvent,
+    },
+}
+
+/// What the rollback guard of an environment reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GuardEvent {
+    /// A breach: the guard rolls `app` back at `deadline` unless the operator cancels.
+    Countdown {
+        app: String,
+        /// What is watched (`canary v2 at 10 %`).
+        what: String,
+        /// The failed check (`error ratio 4.1 % > 1.0 %`).
+        failure: String,
+        deadline: Timestamp,
+    },
+    /// The countdown was cancelled; the guard watches on.
+    Cancelled { app: String },
+    /// The guard's rollback ran: what changed, or why it failed.
+    RolledBack {
+        app: String,
+        result: Result<String, String>,
+    },
 }
 
 /// Work for the runtime, returned by `update`.
@@ -140,6 +166,10 @@ pub enum Cmd {
     CheckAccess {
         env: usize,
         app: String,
+    },
+    /// Cancel the rollback countdown of `env`'s guard.
+    CancelGuard {
+        env: usize,
     },
     Quit,
 }

@@ -109,6 +109,27 @@ pub struct EnvState {
     pub access_pending: Option<String>,
     /// A rollback drill running against this environment (from `kockpit drill run`).
     pub drill: Option<DrillBanner>,
+    /// The rollback guard's countdown, while one runs.
+    pub guard: Option<GuardView>,
+}
+
+/// The rollback guard found a breach and rolls back when the countdown ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardView {
+    pub app: String,
+    /// What is watched (`canary v2 at 10 %`).
+    pub what: String,
+    /// The failed check (`error ratio 4.1 % > 1.0 %`).
+    pub failure: String,
+    pub deadline: Timestamp,
+}
+
+impl GuardView {
+    /// Whole seconds left at `now` (rounded up).
+    pub fn seconds_left(&self, now: Timestamp) -> i64 {
+        let ms = self.deadline.as_millisecond() - now.as_millisecond();
+        (ms.max(0) + 999) / 1000
+    }
 }
 
 /// What the header says about a running drill.

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use super::action::Action;
 use super::derive;
 use super::dialog;
-use super::msg::{Change, ClusterEvent, Cmd, Msg};
+use super::msg::{Change, ClusterEvent, Cmd, GuardEvent, Msg};
 use super::state::{AppState, EnvState, LogBuffer, Pane};
 use crate::cluster::actions::Verb;
 
@@ -157,6 +157,7 @@ fn dispatch(state: &mut AppState, msg: Msg) -> Outcome {
             });
             Outcome::dirty()
         }
+        Msg::Guard { env, event } => guard_event(state, env, event),
         Msg::Drill { env, drill } => match state.envs.get_mut(env) {
             Some(e) if e.drill != drill => {
                 e.drill = drill;
@@ -263,11 +264,90 @@ fn tick(state: &mut AppState, now: Timestamp) -> Outcome {
             .flatten()
             .any(|t| now.duration_since(t).as_secs() < 600)
     });
-    // A drill's timer counts seconds.
-    let drill = state.envs.iter().any(|e| e.drill.is_some());
+    // A drill's timer and the guard's countdown count seconds.
+    let drill = state
+        .envs
+        .iter()
+        .any(|e| e.drill.is_some() || e.guard.is_some());
     Outcome {
         dirty: minute(before) != minute(now) || young || drill,
         cmds: Vec::new(),
+    }
+}
+
+/// What an environment's rollback guard reports: a countdown to show, or how it ended.
+fn guard_event(state: &mut AppState, env: usize, event: GuardEvent) -> Outcome {
+    let Some(e) = state.envs.get_mut(env) else {
+        return Outcome::default();
+    };
+    let name = e.name.clone();
+    let (text, error) = match event {
+        GuardEvent::Countdown {
+            app,
+            what,
+            failure,
+            deadline,
+        } => {
+            e.guard = Some(super::state::GuardView {
+                app,
+                what,
+                failure,
+                deadline,
+            });
+            return Outcome::dirty();
+        }
+        GuardEvent::Cancelled { app } => {
+            e.guard = None;
+            (
+                format!("guard: automatic rollback of {app} in {name} cancelled; watching on"),
+                false,
+            )
+        }
+        GuardEvent::RolledBack { app, result } => {
+            e.guard = None;
+            match result {
+                Ok(change) => (
+                    format!("GUARD rolled back {app} in {name} (automatic): {change}"),
+                    false,
+                ),
+                Err(why) => (
+                    format!("GUARD could not roll back {app} in {name}: {why}"),
+                    true,
+                ),
+            }
+        }
+    };
+    state.notice = Some(super::state::Notice {
+        text,
+        error,
+        at: state.now,
+    });
+    Outcome::dirty()
+}
+
+/// Cancel a guard countdown: the one of the environment with the keyboard, else the first
+/// running one. The countdown disappears now; the runtime confirms with a notice.
+fn cancel_guard(state: &mut AppState) -> Outcome {
+    let active = state.active_env;
+    let env = match state.envs.get(active) {
+        Some(e) if e.guard.is_some() => active,
+        _ => match state.envs.iter().position(|e| e.guard.is_some()) {
+            Some(i) => i,
+            None => return Outcome::default(),
+        },
+    };
+    let Some(e) = state.envs.get_mut(env) else {
+        return Outcome::default();
+    };
+    let app = e.guard.take().map(|g| g.app).unwrap_or_default();
+    state.notice = Some(super::state::Notice {
+        text: format!("guard: cancelling the automatic rollback of {app}…"),
+        error: false,
+        at: state.now,
+    });
+    Outcome {
+        dirty: true,
+        cmds: vec![Cmd::CancelGuard { env }],
     }
 }
 
@@ -440,6 +520,7 @@ fn action(state: &mut AppState, a: Action) -> Outcome {
             dialog::open_drills(state);
             Outcome::dirty()
         }
+        Action::CancelGuard => cancel_guard(state),
         a if a.mutates() => match verb_of(a) {
             Some(verb) if state.dialog.is_none() => Outcome {
                 dirty: true,
@@ -780,5 +861,77 @@ mod tests {
         assert_eq!(e.traefik_services.keys().collect::<Vec<_>>(), ["inventory"]);
         update(&mut s, traefik(false, Change::Delete("inventory".into())));
         assert!(s.envs[0].traefik_services.is_empty());
+    }
+
+    #[test]
+    fn a_guard_countdown_shows_counts_down_and_cancels_through_the_runtime() {
+        let mut s = AppState::new(
+            vec![EnvState::default(), EnvState::default()],
+            Timestamp::UNIX_EPOCH,
+            900,
+        );
+        s.envs[1].name = "staging".into();
+        let deadline = Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_secs(12);
+        let out = update(
+            &mut s,
+            Msg::Guard {
+                env: 1,
+                event: GuardEvent::Countdown {
+                    app: "checkout".into(),
+                    what: "canary v2 at 10 %".into(),
+                    failure: "error ratio 4.1 % > 1.0 %".into(),
+                    deadline,
+                },
+            },
+        );
+        assert!(out.dirty);
+        let g = s.envs[1].guard.clone().expect("a countdown");
+        assert_eq!(g.app, "checkout");
+        assert_eq!(g.seconds_left(s.now), 12);
+        // The countdown redraws every second.
+        let later = Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_millis(2500);
+        assert!(update(&mut s, Msg::Tick(later)).dirty);
+        assert_eq!(g.seconds_left(s.now), 10);
+        assert_eq!(
+            g.seconds_left(deadline + jiff::SignedDuration::from_secs(5)),
+            0
+        );
+        // The key cancels the countdown of the environment that has one (not the active one).
+        let out = update(&mut s, Msg::Action(Action::CancelGuard));
+        assert_eq!(out.cmds, vec![Cmd::CancelGuard { env: 1 }]);
+        assert!(s.envs[1].guard.is_none());
+        // Nothing to cancel: nothing asked of the runtime.
+        let out = update(&mut s, Msg::Action(Action::CancelGuard));
+        assert!(out.cmds.is_empty());
+        // The runtime's answers end as notices.
+        update(
+            &mut s,
+            Msg::Guard {
+                env: 1,
+                event: GuardEvent::Cancelled {
+                    app: "checkout".into(),
+                },
+            },
+        );
+        assert!(
+            s.notice
+                .as_ref()
+                .is_some_and(|n| n.text.contains("cancelled"))
+        );
+        update(
+            &mut s,
+            Msg::Guard {
+                env: 1,
+                event: GuardEvent::RolledBack {
+                    app: "checkout".into(),
+                    result: Err("forbidden".into()),
+                },
+            },
+        );
+        assert!(
+            s.notice
+                .as_ref()
+                .is_some_and(|n| n.error && n.text.contains("forbidden"))
+        );
     }
 }

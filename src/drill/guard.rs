@@ -107,6 +107,25 @@ pub struct Guard {
     /// Last blue/green colour or rolling revision seen, and when it changed.
     seen: Option<String>,
     changed_at: Option<Timestamp>,
+    /// Failed checks in a row.
+    checker: Checker,
+    /// The last idle reason reported (reported again only when it changes).
+    last_idle: String,
+    /// After a cancelled countdown: no rollback of this version until it is healthy again.
+    spared: Option<String>,
+}
+
+/// A breach: `checks` failed checks in a row of `version`; the countdown comes next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Breach {
+    /// The version (metrics `version` label) that failed.
+    pub version: String,
+    /// What is watched (e.g. `canary v2 at 10 %`).
+    pub what: String,
+    /// The failed check (e.g. `error ratio 4.10 % > 1.00 %`).
+    pub failure: String,
+    /// The whole reason, for the audit log and the rollback.
+    pub why: String,
 }
 
 fn deployment_tag(d: &Value) -> Option<String> {
@@ -139,11 +158,14 @@ impl Guard {
             router,
             steps,
             probe,
-            settings,
             audit_log,
             operator,
             seen: None,
             changed_at: None,
+            checker: Checker::new(settings.checks),
+            last_idle: String::new(),
+            spared: None,
+            settings,
         }
     }
 
@@ -294,8 +316,8 @@ impl Guard {
         .await;
     }
 
-    /// Roll back now (the countdown is over).
-    async fn roll_back(&self, why: &str) -> Result<Option<String>, DrillError> {
+    /// Roll back now (the countdown is over): `None` when there was nothing to roll back.
+    pub async fn roll_back(&self, why: &str) -> Result<Option<String>, DrillError> {
         let plan = actions::plan(
             &self.client,
             &self.namespace,
@@ -330,23 +352,9 @@ impl Guard {
         Ok(Some(done.applied.plan.changes.join("; ")))
     }
 
-    /// Watch until a rollback, `duration` seconds, or Ctrl-C / SIGTERM. During a countdown,
-    /// Ctrl-C cancels the rollback and the guard watches on.
-    pub async fn run(
-        &mut self,
-        duration: Option<f64>,
-        out: &mut dyn FnMut(&str),
-    ) -> Result<End, DrillError> {
-        let mut int = signal(SignalKind::interrupt())
-            .map_err(|e| DrillError::Failed(format!("installing the Ctrl-C handler: {e}")))?;
-        let mut term = signal(SignalKind::terminate())
-            .map_err(|e| DrillError::Failed(format!("installing the SIGTERM handler: {e}")))?;
-        let started = Timestamp::now();
-        let mut checker = Checker::new(self.settings.checks);
-        let mut last_idle = String::new();
-        // After a cancelled countdown: no rollback of this version until it is healthy again.
-        let mut spared: Option<String> = None;
-        out(&format!(
+    /// The opening line of a guard run: what it checks, and how.
+    pub fn describe(&self) -> String {
+        format!(
             "guard: watching {} in {}/{}: error ratio ≤ {:.2} %, p99 ≤ {:.0} ms, {} failed checks of {} s in a row, then {} s to cancel",
             self.app,
             self.environment,
@@ -356,7 +364,103 @@ impl Guard {
             self.settings.checks,
             self.settings.interval,
             self.settings.countdown
+        )
+    }
+
+    /// One check: what is watched now, its sample judged against the thresholds. Progress
+    /// goes to `out`; a breach (not of a version the operator spared) is returned, and the
+    /// count of failed checks starts again.
+    pub async fn check(&mut self, out: &mut (dyn FnMut(&str) + Send)) -> Option<Breach> {
+        match self.watched().await {
+            Err(e) => out(&format!("guard: {e}")),
+            Ok(Watched::Idle(why)) => {
+                self.checker.reset();
+                if why != self.last_idle {
+                    out(&format!("guard: {}: {why}", self.app));
+                    self.last_idle = why;
+                }
+            }
+            Ok(Watched::Version { version, what }) => {
+                self.last_idle.clear();
+                match self
+                    .probe
+                    .sample(&self.namespace, &self.app, Some(&version))
+                    .await
+                {
+                    Err(e) => out(&format!("guard: {e}")),
+                    Ok(sample) => {
+                        let health = judge(&sample, &self.settings.thresholds);
+                        let breached = self.checker.observe(&health);
+                        if health == Health::Healthy && self.spared.as_deref() == Some(&version) {
+                            self.spared = None;
+                        }
+                        out(&format!(
+                            "guard: check {}: {what}: {sample}: {}",
+                            self.app,
+                            match &health {
+                                Health::Healthy => "ok".to_string(),
+                                Health::NoTraffic =>
+                                    "no traffic (neither pass nor fail)".to_string(),
+                                Health::Breach(w) => format!(
+                                    "FAILED {w} ({}/{})",
+                                    self.checker.failed, self.checker.needed
+                                ),
+                            }
+                        ));
+                        if let (true, Health::Breach(failure)) = (breached, &health)
+                            && self.spared.as_deref() != Some(&version)
+                        {
+                            let why = format!(
+                                "{what}: {failure} for {} checks in a row",
+                                self.checker.failed
+                            );
+                            self.checker.reset();
+                            return Some(Breach {
+                                version,
+                                what,
+                                failure: failure.clone(),
+                                why,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// The operator cancelled the countdown of `breach`: audited; no rollback of its version
+    /// until it is healthy again.
+    pub async fn cancel(&mut self, breach: Breach, out: &mut (dyn FnMut(&str) + Send)) {
+        out(&format!(
+            "guard: rollback of {} CANCELLED by the operator; watching on (no rollback of {} until it is healthy again)",
+            self.app, breach.version
         ));
+        self.audit_event(
+            "guard-cancelled",
+            format!(
+                "the operator cancelled the guard's rollback: {}",
+                breach.why
+            ),
+            json!({"version": breach.version}),
+        )
+        .await;
+        self.spared = Some(breach.version);
+    }
+
+    /// Watch until a rollback, `duration` seconds, or Ctrl-C / SIGTERM. During a countdown,
+    /// Ctrl-C cancels the rollback and the guard watches on.
+    pub async fn run(
+        &mut self,
+        duration: Option<f64>,
+        out: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<End, DrillError> {
+        let mut int = signal(SignalKind::interrupt())
+            .map_err(|e| DrillError::Failed(format!("installing the Ctrl-C handler: {e}")))?;
+        let mut term = signal(SignalKind::terminate())
+            .map_err(|e| DrillError::Failed(format!("installing the SIGTERM handler: {e}")))?;
+        let started = Timestamp::now();
+        out(&self.describe());
         loop {
             if let Some(d) = duration
                 && secs_between(started, Timestamp::now()) >= d
@@ -364,102 +468,41 @@ impl Guard {
                 out(&format!("guard: {d:.0} s passed without a rollback"));
                 return Ok(End::Elapsed);
             }
-            match self.watched().await {
-                Err(e) => out(&format!("guard: {e}")),
-                Ok(Watched::Idle(why)) => {
-                    checker.reset();
-                    if why != last_idle {
-                        out(&format!("guard: {}: {why}", self.app));
-                        last_idle = why;
+            if let Some(breach) = self.check(out).await {
+                out(&format!(
+                    "guard: ROLLING BACK {} in {:.0} s ({}) — press Ctrl-C to cancel",
+                    self.app, self.settings.countdown, breach.why
+                ));
+                let deadline =
+                    tokio::time::Instant::now() + Duration::from_secs_f64(self.settings.countdown);
+                let mut cancelled = false;
+                loop {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    if left.is_zero() {
+                        break;
                     }
-                }
-                Ok(Watched::Version { version, what }) => {
-                    last_idle.clear();
-                    match self
-                        .probe
-                        .sample(&self.namespace, &self.app, Some(&version))
-                        .await
-                    {
-                        Err(e) => out(&format!("guard: {e}")),
-                        Ok(sample) => {
-                            let health = judge(&sample, &self.settings.thresholds);
-                            let breached = checker.observe(&health);
-                            if health == Health::Healthy && spared.as_deref() == Some(&version) {
-                                spared = None;
-                            }
-                            out(&format!(
-                                "guard: check {}: {what}: {sample}: {}",
-                                self.app,
-                                match &health {
-                                    Health::Healthy => "ok".to_string(),
-                                    Health::NoTraffic =>
-                                        "no traffic (neither pass nor fail)".to_string(),
-                                    Health::Breach(w) => format!(
-                                        "FAILED {w} ({}/{})",
-                                        checker.failed, checker.needed
-                                    ),
-                                }
-                            ));
-                            if let (true, Health::Breach(why)) = (breached, &health)
-                                && spared.as_deref() != Some(&version)
-                            {
-                                let why =
-                                    format!("{what}: {why} for {} checks in a row", checker.failed);
-                                out(&format!(
-                                    "guard: ROLLING BACK {} in {:.0} s ({why}) — press Ctrl-C to cancel",
-                                    self.app, self.settings.countdown
-                                ));
-                                let deadline = tokio::time::Instant::now()
-                                    + Duration::from_secs_f64(self.settings.countdown);
-                                let mut cancelled = false;
-                                loop {
-                                    let left = deadline
-                                        .saturating_duration_since(tokio::time::Instant::now());
-                                    if left.is_zero() {
-                                        break;
-                                    }
-                                    tokio::select! {
-                                        _ = tokio::time::sleep(left.min(Duration::from_secs(1))) => {
-                                            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                                            if !left.is_zero() {
-                                                out(&format!("guard: rollback of {} in {:.0} s", self.app, left.as_secs_f64().ceil()));
-                                            }
-                                        }
-                                        _ = int.recv() => { cancelled = true; break; }
-                                    }
-                                }
-                                checker.reset();
-                                if cancelled {
-                                    out(&format!(
-                                        "guard: rollback of {} CANCELLED by the operator; watching on (no rollback of {version} until it is healthy again)",
-                                        self.app
-                                    ));
-                                    self.audit_event(
-                                        "guard-cancelled",
-                                        format!(
-                                            "the operator cancelled the guard's rollback: {why}"
-                                        ),
-                                        json!({"version": version}),
-                                    )
-                                    .await;
-                                    spared = Some(version);
-                                } else {
-                                    match self.roll_back(&why).await? {
-                                        Some(change) => {
-                                            out(&format!(
-                                                "guard: rolled back {}: {change}",
-                                                self.app
-                                            ));
-                                            return Ok(End::RolledBack(change));
-                                        }
-                                        None => out(&format!(
-                                            "guard: {} was already rolled back; nothing sent",
-                                            self.app
-                                        )),
-                                    }
-                                }
+                    tokio::select! {
+                        _ = tokio::time::sleep(left.min(Duration::from_secs(1))) => {
+                            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                            if !left.is_zero() {
+                                out(&format!("guard: rollback of {} in {:.0} s", self.app, left.as_secs_f64().ceil()));
                             }
                         }
+                        _ = int.recv() => { cancelled = true; break; }
+                    }
+                }
+                if cancelled {
+                    self.cancel(breach, out).await;
+                } else {
+                    match self.roll_back(&breach.why).await? {
+                        Some(change) => {
+                            out(&format!("guard: rolled back {}: {change}", self.app));
+                            return Ok(End::RolledBack(change));
+                        }
+                        None => out(&format!(
+                            "guard: {} was already rolled back; nothing sent",
+                            self.app
+                        )),
                     }
                 }
             }

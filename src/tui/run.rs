@@ -9,13 +9,13 @@ use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures::StreamExt;
 use jiff::Timestamp;
 use kube::Client;
-use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::terminal;
 use crate::app::dialog::{Access, Availability};
-use crate::app::msg::{Cmd, Msg};
+use crate::app::msg::{Cmd, GuardEvent, Msg};
 use crate::app::state::{AppState, Conn, EnvState};
 use crate::app::update;
 use crate::audit::Operator;
@@ -24,7 +24,10 @@ use crate::cluster::actions::{
 };
 use crate::cluster::client;
 use crate::cluster::logs::LogFollower;
+use crate::config::file::{GuardConfig, Thresholds};
 use crate::config::keymap::Keymap;
+use crate::drill::guard::{Guard, Settings};
+use crate::drill::probe::Probe;
 use crate::metrics::MetricsClient;
 use crate::ui::{self, UiContext};
 
@@ -58,6 +61,136 @@ pub struct Options {
     pub canary_steps: Vec<u32>,
     /// Per-app router overrides from the config.
     pub routers: std::collections::BTreeMap<String, RouterKind>,
+    /// The rollback guard (`[guard]` with `enabled = true`): run for every environment with
+    /// a cluster and a Prometheus that is not read-only.
+    pub guard: Option<GuardConfig>,
+    /// `[thresholds]`: the guard's limits where `[guard.apps.APP]` sets none.
+    pub thresholds: Thresholds,
+}
+
+/// PromQL rate window of the cockpit's guard, seconds (as `kockpit guard`'s default).
+const GUARD_RATE_WINDOW: u64 = 60;
+
+/// Where one environment's guard runs.
+struct GuardSite {
+    env: usize,
+    client: Client,
+    name: String,
+    context: String,
+    namespace: String,
+    prometheus: String,
+    /// Who the guard's rollbacks are recorded as (with this environment's kube user).
+    operator: Operator,
+}
+
+/// The rollback guard of one environment: every `interval_seconds`, a check of each app (as
+/// `kockpit guard` does, see [`Guard::check`]); on a breach a countdown the operator can
+/// cancel (`Cmd::CancelGuard`), then the rollback through the action code, audited as
+/// automatic. The countdown and the outcome go to the core as `Msg::Guard`.
+async fn run_guard(
+    site: GuardSite,
+    config: GuardConfig,
+    thresholds: Thresholds,
+    ctx: ActionCtx,
+    mut apps: watch::Receiver<Vec<String>>,
+    mut cancels: UnboundedReceiver<()>,
+    cancel: CancellationToken,
+) {
+    let env = site.env;
+    let probe = match Probe::new(&site.prometheus, GUARD_RATE_WINDOW) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = ctx.tx.send(Msg::Guard {
+                env,
+                event: GuardEvent::RolledBack {
+                    app: "(all apps)".into(),
+                    result: Err(format!("the guard cannot start: {e}")),
+                },
+            });
+            return;
+        }
+    };
+    let mut guards: std::collections::BTreeMap<String, Guard> = Default::default();
+    // Progress lines are for `kockpit guard`; the cockpit shows the countdown and outcome.
+    let mut quiet = |_: &str| {};
+    loop {
+        let list = apps.borrow_and_update().clone();
+        guards.retain(|app, _| list.contains(app));
+        for app in list {
+            if cancel.is_cancelled() {
+                return;
+            }
+            let g = guards.entry(app.clone()).or_insert_with(|| {
+                Guard::new(
+                    site.client.clone(),
+                    site.name.clone(),
+                    site.context.clone(),
+                    site.namespace.clone(),
+                    app.clone(),
+                    ctx.routers.get(&app).copied(),
+                    ctx.steps.clone(),
+                    probe.clone(),
+                    Settings {
+                        thresholds: config.apps.get(&app).copied().unwrap_or(thresholds),
+                        interval: config.interval_seconds,
+                        checks: config.failed_checks,
+                        countdown: config.countdown_seconds,
+                        after_change: config.after_change_seconds,
+                    },
+                    ctx.audit_log.clone(),
+                    site.operator.clone(),
+                )
+            });
+            let Some(breach) = g.check(&mut quiet).await else {
+                continue;
+            };
+            // A cancel from an earlier countdown does not count for this one.
+            while cancels.try_recv().is_ok() {}
+            let countdown = Duration::from_secs_f64(config.countdown_seconds);
+            let deadline = Timestamp::now()
+                .checked_add(jiff::SignedDuration::from_secs_f64(
+                    config.countdown_seconds,
+                ))
+                .unwrap_or_else(|_| Timestamp::now());
+            let _ = ctx.tx.send(Msg::Guard {
+                env,
+                event: GuardEvent::Countdown {
+                    app: app.clone(),
+                    what: breach.what.clone(),
+                    failure: breach.failure.clone(),
+                    deadline,
+                },
+            });
+            let cancelled = tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(countdown) => false,
+                c = cancels.recv() => match c {
+                    Some(()) => true,
+                    None => return,
+                },
+            };
+            let event = if cancelled {
+                g.cancel(breach, &mut quiet).await;
+                GuardEvent::Cancelled { app: app.clone() }
+            } else {
+                GuardEvent::RolledBack {
+                    app: app.clone(),
+                    result: match g.roll_back(&breach.why).await {
+                        Ok(Some(change)) => Ok(change),
+                        Ok(None) => Ok("already rolled back; nothing sent".into()),
+                        Err(e) => Err(e.to_string()),
+                    },
+                }
+            };
+            if ctx.tx.send(Msg::Guard { env, event }).is_err() {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs_f64(config.interval_seconds)) => {}
+        }
+    }
 }
 
 /// How often metrics are refreshed.
@@ -245,6 +378,9 @@ struct EnvRuntime {
     namespace: String,
     kube_user: Option<String>,
     prometheus: Option<String>,
+    /// The guard's app list and its cancel key, when the guard runs here.
+    guard_apps: Option<watch::Sender<Vec<String>>>,
+    guard_cancel: Option<UnboundedSender<()>>,
 }
 
 impl EnvRuntime {
@@ -382,6 +518,11 @@ fn run_cmds(cmds: Vec<Cmd>, envs: &mut [EnvRuntime], ctx: &ActionCtx) -> bool {
                     tokio::spawn(execute_action(env, client, op, *plan, ctx.clone()));
                 }
             }
+            Cmd::CancelGuard { env } => {
+                if let Some(c) = envs.get(env).and_then(|e| e.guard_cancel.as_ref()) {
+                    let _ = c.send(());
+                }
+            }
             Cmd::Quit => quit = true,
             Cmd::FollowLogs { env, app, pods } => {
                 if let Some(f) = envs.get_mut(env).and_then(|e| e.logs.as_mut()) {
@@ -390,6 +531,9 @@ fn run_cmds(cmds: Vec<Cmd>, envs: &mut [EnvRuntime], ctx: &ActionCtx) -> bool {
             }
             Cmd::WatchMetrics { env, apps, window } => {
                 if let Some(e) = envs.get(env) {
+                    if let Some(g) = &e.guard_apps {
+                        let _ = g.send(apps.clone());
+                    }
                     let _ = e.metrics.send((apps, window));
                 }
             }
@@ -512,6 +656,8 @@ pub async fn run(opts: Options) -> Result<()> {
             } else {
                 client::kube_user(opts.kubeconfig.as_deref(), spec.context.as_deref())
             },
+            guard_apps: None,
+            guard_cancel: None,
         });
     }
     let ctx = ActionCtx {
@@ -526,6 +672,39 @@ pub async fn run(opts: Options) -> Result<()> {
         steps: opts.canary_steps.clone(),
         routers: opts.routers.clone(),
     };
+    if let Some(config) = &opts.guard {
+        for (i, rt) in runtimes.iter_mut().enumerate() {
+            let read_only = opts.read_only || specs.get(i).is_some_and(|(s, _)| s.read_only);
+            let (Some(client), Some(prometheus), false) =
+                (rt.client.clone(), rt.prometheus.clone(), read_only)
+            else {
+                continue;
+            };
+            let (atx, arx) = watch::channel(Vec::new());
+            let (ctx_cancel, crx) = unbounded_channel();
+            let mut operator = operator.clone();
+            operator.kube_user = rt.kube_user.clone();
+            tokio::spawn(run_guard(
+                GuardSite {
+                    env: i,
+                    client,
+                    name: rt.name.clone(),
+                    context: rt.context.clone(),
+                    namespace: rt.namespace.clone(),
+                    prometheus,
+                    operator,
+                },
+                config.clone(),
+                opts.thresholds,
+                ctx.clone(),
+                arx,
+                crx,
+                cancel.clone(),
+            ));
+            rt.guard_apps = Some(atx);
+            rt.guard_cancel = Some(ctx_cancel);
+        }
+    }
     let mut state = AppState::new(envs, now, opts.chart_window);
     state.sandbox = sandbox.is_some();
     state.read_only = opts.read_only;

@@ -1,5 +1,6 @@
-//! The bottom line: the filter being typed, else the latest notice (errors in the error style),
-//! else the main keys, taken from the bindings in force.
+//! The bottom line: the rollback guard's countdown (loud, above all else), else the filter
+//! being typed, else the latest notice (errors in the error style), else the main keys, taken
+//! from the bindings in force.
 
 use std::borrow::Cow;
 
@@ -33,7 +34,9 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, state: &AppState, ctx: &UiCon
         return;
     }
     let t = &ctx.theme;
-    let line = if let Some((input, cursor)) = state.filter_view() {
+    let line = if let Some(line) = guard_line(state, ctx) {
+        line
+    } else if let Some((input, cursor)) = state.filter_view() {
         // The text with the cursor cell where the text area's cursor is.
         let at = input
             .char_indices()
@@ -70,6 +73,36 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, state: &AppState, ctx: &UiCon
         hints(state, ctx, usize::from(area.width))
     };
     buf.set_line(area.x, area.y, &line, area.width);
+}
+
+/// `GUARD: staging/checkout canary v2 at 10 %: error ratio 4.1 % > 1.0 % — rolling back in
+/// 12 s — press x to cancel`: the countdown of the environment with the keyboard, else the
+/// first one running.
+fn guard_line<'a>(state: &AppState, ctx: &'a UiContext) -> Option<Line<'a>> {
+    let e = state
+        .envs
+        .get(state.active_env)
+        .filter(|e| e.guard.is_some())
+        .or_else(|| state.envs.iter().find(|e| e.guard.is_some()))?;
+    let g = e.guard.as_ref()?;
+    let cancel = match key_for(ctx, Action::CancelGuard) {
+        Some(k) => format!("press {k} to cancel"),
+        None => "no key bound to cancel_guard".to_string(),
+    };
+    let text = format!(
+        " GUARD: {}/{} {}: {} — rolling back in {} s — {cancel} ",
+        e.name,
+        g.app,
+        g.what,
+        g.failure,
+        g.seconds_left(state.now)
+    );
+    Some(Line::from(Span::styled(
+        sanitize(&text).into_owned(),
+        ctx.theme
+            .error
+            .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+    )))
 }
 
 /// `? help  q quit  / filter  …`: the most important keys that fit, leaving out those that do
