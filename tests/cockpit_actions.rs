@@ -316,7 +316,8 @@ fn a_drill_from_the_menu_shows_its_banner_and_report() {
         });
     assert!(s.contains("canary-error-spike: recovered"), "{s}");
     assert!(s.contains("right action: yes"), "{s}");
-    assert!(!s.contains("DRILL canary"), "the banner is gone:\n{s}");
+    c.pty
+        .wait_for("the banner gone", T, |s| !s.contains("DRILL canary"));
     let lines = c.audit_lines();
     assert!(
         lines

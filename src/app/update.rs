@@ -141,6 +141,10 @@ fn dispatch(state: &mut AppState, msg: Msg) -> Outcome {
             cmds: dialog::drill_menu_key(state, k),
         },
         Msg::DrillDone { env, result } => {
+            // Its state file is gone too; no need to wait for the next look at it.
+            if let Some(e) = state.envs.get_mut(env) {
+                e.drill = None;
+            }
             let name = state
                 .envs
                 .get(env)
