@@ -219,9 +219,19 @@ fn flip_refused_while_the_target_is_unready_then_flip_and_flip_back() {
         &format!("{}/sandbox/v1/faults", sb.url),
         r#"{"namespace":"staging","app":"payments","version":"green","kind":"readinessFailure"}"#,
     );
+    // Wait with kubectl (a flip tried too early would go through while green is still Ready).
     common::eventually(Duration::from_secs(15), "green unready", || {
-        let out = cli.run(&["flip", "payments", "--env", STAGING, "-y"]);
-        (out.status.code() == Some(3)).then_some(String::from_utf8_lossy(&out.stderr).to_string())
+        let ready = sb.kubectl_ok(&[
+            "get",
+            "pods",
+            "-n",
+            "staging",
+            "-l",
+            "app=payments,version=green",
+            "-o",
+            "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        (!ready.is_empty() && ready.split_whitespace().all(|s| s == "False")).then_some(())
     });
     let out = cli.expect(3, &["flip", "payments", "--env", STAGING, "-y"]);
     assert!(
