@@ -642,8 +642,11 @@ fn sync_status(
                 .and_then(Value::as_str)
                 .and_then(parse_time);
             let exceeded = match (deadline, last_update) {
+                // As the real controller (DeploymentTimedOut): after a successful rollout
+                // (NewReplicaSetAvailable) pods going unready is not a stalled rollout.
                 (Some(secs), Some(lu)) => {
                     prev_reason != "ProgressDeadlineExceeded"
+                        && prev_reason != "NewReplicaSetAvailable"
                         && now > lu + SignedDuration::from_secs(secs)
                 }
                 _ => false,
