@@ -10,7 +10,7 @@ use kube::Client;
 use serde_json::{Value, json};
 
 use super::detect::Router;
-use super::weights::refuse_if_controlled;
+use super::weights::{pct, refuse_if_controlled, reweigh};
 use super::{ActionError, Goal, Plan, Res, Write, blank, get, list, name_of, str_at};
 
 pub const TRAEFIK: [Res; 2] = [
@@ -256,14 +256,6 @@ pub async fn find_istio(
     Ok(None)
 }
 
-fn pct(part: i64, total: i64) -> f64 {
-    if total <= 0 {
-        0.0
-    } else {
-        part as f64 * 100.0 / total as f64
-    }
-}
-
 /// The canary's share now (percent).
 pub async fn current(client: &Client, ns: &str, router: &Router) -> Result<f64, ActionError> {
     match router {
@@ -365,39 +357,6 @@ fn istio_weights(vs: &Value, name: &str, http: usize) -> Result<Vec<i64>, Action
     Ok(weights)
 }
 
-/// New weights: the canary gets `p`, the others share the rest in proportion (the last one
-/// takes the rounding), so the sum is exactly 100.
-fn reweigh(weights: &[i64], canary: usize, p: i64) -> Vec<i64> {
-    let others: i64 = weights
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != canary)
-        .map(|(_, w)| *w)
-        .sum();
-    let n_others = weights.len().saturating_sub(1);
-    let mut left = 100 - p;
-    let mut seen = 0;
-    weights
-        .iter()
-        .enumerate()
-        .map(|(i, w)| {
-            if i == canary {
-                return p;
-            }
-            seen += 1;
-            let share = if seen == n_others {
-                left
-            } else if others > 0 {
-                (100 - p) * w / others
-            } else {
-                (100 - p) / n_others.max(1) as i64
-            };
-            left -= share;
-            share
-        })
-        .collect()
-}
-
 /// Plan canary weight `percent` on a TraefikService or VirtualService.
 pub async fn plan(
     client: &Client,
@@ -423,7 +382,7 @@ pub async fn plan(
             };
             let weights: Vec<i64> = svcs.iter().map(|(_, w)| *w).collect();
             let total: i64 = weights.iter().sum();
-            let new = reweigh(&weights, ci, p);
+            let new = reweigh(&weights, |i| i == ci, p);
             let mut plan = blank(&ts, "TraefikService", Goal::Weight { percent });
             plan.changes = vec![format!(
                 "TraefikService/{service} weights: {}",
@@ -490,7 +449,7 @@ pub async fn plan(
                     )));
                 }
             }
-            let new = reweigh(&weights, *canary, p);
+            let new = reweigh(&weights, |i| i == *canary, p);
             let label = |r: &Value| {
                 let host = str_at(r, "/destination/host").unwrap_or("?");
                 match str_at(r, "/destination/subset") {
@@ -543,9 +502,9 @@ mod tests {
 
     #[test]
     fn reweigh_keeps_the_sum_at_100() {
-        assert_eq!(reweigh(&[90, 10], 1, 25), [75, 25]);
-        assert_eq!(reweigh(&[50, 25, 25], 2, 50), [33, 17, 50]);
-        assert_eq!(reweigh(&[0, 100], 1, 0), [100, 0]);
+        assert_eq!(reweigh(&[90, 10], |i| i == 1, 25), [75, 25]);
+        assert_eq!(reweigh(&[50, 25, 25], |i| i == 2, 50), [33, 17, 50]);
+        assert_eq!(reweigh(&[0, 100], |i| i == 1, 0), [100, 0]);
     }
 
     #[test]

@@ -86,7 +86,7 @@ fn ratio_split(total: i64, percent: u32) -> (i64, i64) {
     (total - canary, canary)
 }
 
-fn pct(part: i64, total: i64) -> f64 {
+pub(super) fn pct(part: i64, total: i64) -> f64 {
     if total <= 0 {
         0.0
     } else {
@@ -232,6 +232,37 @@ fn nginx_weight(i: &Value, name: &str) -> Result<(i64, i64), ActionError> {
     Ok((parse(NGINX_WEIGHT, 0)?.clamp(0, total), total))
 }
 
+/// New weights: the canary entries get `p`, the others share the rest in proportion to their
+/// weights (the last one takes the rounding), so the sum is exactly 100.
+pub(super) fn reweigh(weights: &[i64], is_canary: impl Fn(usize) -> bool, p: i64) -> Vec<i64> {
+    let others: i64 = (0..weights.len())
+        .filter(|i| !is_canary(*i))
+        .map(|i| weights[i])
+        .sum();
+    let n_others = (0..weights.len()).filter(|i| !is_canary(*i)).count();
+    let mut left = 100 - p;
+    let mut seen = 0;
+    weights
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            if is_canary(i) {
+                return p;
+            }
+            seen += 1;
+            let share = if seen == n_others {
+                left
+            } else if others > 0 {
+                (100 - p) * w / others
+            } else {
+                (100 - p) / n_others.max(1) as i64
+            };
+            left -= share;
+            share
+        })
+        .collect()
+}
+
 /// Plan the canary weight `percent` through a weight-taking router.
 pub async fn plan(
     client: &Client,
@@ -256,29 +287,13 @@ pub async fn plan(
             let is_canary = |b: &Value| b.get("name").and_then(Value::as_str) == Some(canary);
             let total: i64 = refs.iter().map(ref_weight).sum();
             let canary_now: i64 = refs.iter().filter(|b| is_canary(b)).map(ref_weight).sum();
-            let others: i64 = total - canary_now;
-            let n_others = refs.iter().filter(|b| !is_canary(b)).count();
             let p = i64::from(percent.min(100));
-            let mut left = 100 - p;
-            let mut seen = 0;
+            let old: Vec<i64> = refs.iter().map(ref_weight).collect();
+            let new = reweigh(&old, |i| is_canary(&refs[i]), p);
             let mut new_refs = Vec::new();
             let mut changes = Vec::new();
-            for b in refs {
+            for (b, w) in refs.iter().zip(new) {
                 let mut nb = b.clone();
-                let w = if is_canary(b) {
-                    p
-                } else {
-                    seen += 1;
-                    let share = if seen == n_others {
-                        left
-                    } else if others > 0 {
-                        (100 - p) * ref_weight(b) / others
-                    } else {
-                        (100 - p) / n_others.max(1) as i64
-                    };
-                    left -= share;
-                    share
-                };
                 nb["weight"] = json!(w);
                 let name = b.get("name").and_then(Value::as_str).unwrap_or("?");
                 changes.push(format!("{name} {} → {w}", ref_weight(b)));
