@@ -278,17 +278,25 @@ fn error_ratio(sb: &SandboxProc, ns: &str, app: &str, window: &str) -> Option<f6
     let q = format!(
         r#"sum(rate(http_requests_total{{namespace="{ns}",app="{app}",code=~"5.."}}[{window}])) / sum(rate(http_requests_total{{namespace="{ns}",app="{app}"}}[{window}]))"#
     );
+    query(sb, &q)?.and_then(|s| s.parse().ok())
+}
+
+/// An instant query on the sandbox's Prometheus API: the first sample's value as text (`None`
+/// inside when the result is empty); `None` when the answer is not JSON.
+fn query(sb: &SandboxProc, q: &str) -> Option<Option<String>> {
     let url = format!(
         "{}/api/v1/query?query={}",
         sb.prometheus,
-        percent_encoding::utf8_percent_encode(&q, percent_encoding::NON_ALPHANUMERIC)
+        percent_encoding::utf8_percent_encode(q, percent_encoding::NON_ALPHANUMERIC)
     );
     let (status, body) = common::http_request("GET", &url, "application/json", "");
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    v.pointer("/data/result/0/value/1")
-        .and_then(|x| x.as_str())
-        .and_then(|s| s.parse().ok())
+    Some(
+        v.pointer("/data/result/0/value/1")
+            .and_then(|x| x.as_str())
+            .map(str::to_string),
+    )
 }
 
 #[test]
@@ -568,15 +576,7 @@ fn share(sb: &SandboxProc, ns: &str, app: &str, version: &str, window: &str) -> 
     let q = format!(
         r#"sum(rate(http_requests_total{{namespace="{ns}",app="{app}",version="{version}"}}[{window}])) / sum(rate(http_requests_total{{namespace="{ns}",app="{app}"}}[{window}]))"#
     );
-    let url = format!(
-        "{}/api/v1/query?query={}",
-        sb.prometheus,
-        percent_encoding::utf8_percent_encode(&q, percent_encoding::NON_ALPHANUMERIC)
-    );
-    let (status, body) = common::http_request("GET", &url, "application/json", "");
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    match v.pointer("/data/result/0/value/1").and_then(|x| x.as_str()) {
+    match query(sb, &q)? {
         Some(s) => s.parse().ok(),
         // No series for that version: it served nothing.
         None => Some(0.0),
