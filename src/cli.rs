@@ -78,6 +78,8 @@ pub enum Command {
     /// Watch one app's new version and roll it back automatically (after a cancellable
     /// countdown) when its error ratio or p99 breaches the thresholds.
     Guard(crate::drill::cli::GuardArgs),
+    /// Release sessions: open, shelve, resume, conclude (exit checklist), abandon; list, show.
+    Release(crate::release::cli::ReleaseArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -217,6 +219,9 @@ pub fn main() -> Result<()> {
         }
         Some(Command::Guard(a)) => {
             std::process::exit(crate::drill::cli::guard(a, globals(&cli.cockpit)))
+        }
+        Some(Command::Release(a)) => {
+            std::process::exit(crate::release::cli::run(a, globals(&cli.cockpit)))
         }
         None => run_cockpit(cli.cockpit),
     }

@@ -192,6 +192,9 @@ pub struct Entry {
     pub context: String,
     pub namespace: String,
     pub object: String,
+    /// The app acted on, where the action is about one (absent on older lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
     pub action: String,
     pub before: Value,
     pub after: Value,
@@ -228,6 +231,7 @@ impl Entry {
             context: target.context,
             namespace: target.namespace,
             object: target.object,
+            app: None,
             action: action.to_string(),
             before: Value::Null,
             after: Value::Null,

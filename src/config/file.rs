@@ -35,6 +35,62 @@ pub struct Config {
     pub drill: DrillConfig,
     /// The automated rollback guard (`[guard]`).
     pub guard: GuardConfig,
+    /// Release sessions (`[release]`).
+    pub release: ReleaseConfig,
+}
+
+/// `[release]`: release sessions and their exit checklist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseConfig {
+    /// How long the new version must run without an error-rate or latency breach since the
+    /// last change (default 600 s).
+    pub observation_seconds: f64,
+    /// Seconds between runs of an open release's smoke checks (default 30).
+    pub smoke_interval_seconds: f64,
+}
+
+impl Default for ReleaseConfig {
+    fn default() -> Self {
+        ReleaseConfig {
+            observation_seconds: 600.0,
+            smoke_interval_seconds: 30.0,
+        }
+    }
+}
+
+/// One smoke check of an app (`[[apps.NAME.smoke]]`), run from the operator's machine while a
+/// release is open. `{app}`, `{env}`, `{namespace}` and `{version}` in the URL or the command
+/// are replaced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmokeCheck {
+    pub name: String,
+    pub kind: SmokeKind,
+    pub timeout_seconds: f64,
+    /// Only in these environments (all when empty).
+    pub envs: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SmokeKind {
+    /// HTTP GET; passes on this status.
+    Http { url: String, expect_status: u16 },
+    /// A program and its arguments (a string in the file runs with `sh -c`); passes on this
+    /// exit code.
+    Command { argv: Vec<String>, expect_exit: i32 },
+}
+
+/// Where an app's manifests live in Git for one environment (`[apps.NAME.gitops.ENV]`):
+/// promote and rollback are then written there as commits instead of patching the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitopsConfig {
+    /// A local checkout of the GitOps repository.
+    pub repo: PathBuf,
+    /// The manifest file, or a directory of manifests, relative to the checkout's root.
+    pub path: PathBuf,
+    /// The remote to push to (default `origin`).
+    pub remote: String,
+    /// The branch (default: the checkout's current branch).
+    pub branch: Option<String>,
 }
 
 /// `[drill]`: how rollback drills run.
@@ -81,10 +137,16 @@ impl Default for GuardConfig {
 }
 
 /// Settings for one app.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct AppConfig {
     /// The canary router, instead of detecting it: one of [`ROUTERS`].
     pub router: Option<String>,
+    /// Observation window of its releases, overriding `[release]`.
+    pub observation_seconds: Option<f64>,
+    /// Smoke checks of its releases.
+    pub smoke: Vec<SmokeCheck>,
+    /// GitOps repository per environment name.
+    pub gitops: std::collections::BTreeMap<String, GitopsConfig>,
 }
 
 /// Router names `router = "…"` accepts.
@@ -141,7 +203,42 @@ impl Default for Config {
             apps: Default::default(),
             drill: DrillConfig::default(),
             guard: GuardConfig::default(),
+            release: ReleaseConfig::default(),
         }
+    }
+}
+
+impl Config {
+    /// An app's limits: `[guard.apps.NAME]`, else `[thresholds]`.
+    pub fn thresholds_for(&self, app: &str) -> Thresholds {
+        self.guard.apps.get(app).copied().unwrap_or(self.thresholds)
+    }
+
+    /// An app's observation window in seconds: `[apps.NAME]`, else `[release]`.
+    pub fn observation_for(&self, app: &str) -> f64 {
+        self.apps
+            .get(app)
+            .and_then(|a| a.observation_seconds)
+            .unwrap_or(self.release.observation_seconds)
+    }
+
+    /// The smoke checks of `app` that run in `env`.
+    pub fn smoke_for(&self, app: &str, env: &str) -> Vec<SmokeCheck> {
+        self.apps
+            .get(app)
+            .map(|a| {
+                a.smoke
+                    .iter()
+                    .filter(|c| c.envs.is_empty() || c.envs.iter().any(|e| e == env))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Where `app`'s manifests for `env` live in Git, if configured.
+    pub fn gitops_for(&self, app: &str, env: &str) -> Option<&GitopsConfig> {
+        self.apps.get(app).and_then(|a| a.gitops.get(env))
     }
 }
 
@@ -221,6 +318,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         guard: match raw.guard {
             Some(g) => validate_guard(&src, g, defaults.thresholds)?,
             None => GuardConfig::default(),
+        },
+        release: match raw.release {
+            Some(r) => validate_release(&src, r)?,
+            None => ReleaseConfig::default(),
         },
     })
 }
@@ -385,12 +486,169 @@ struct RawConfig {
     apps: Option<std::collections::BTreeMap<String, RawApp>>,
     drill: Option<RawDrill>,
     guard: Option<RawGuard>,
+    release: Option<RawRelease>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelease {
+    observation_seconds: Option<Spanned<f64>>,
+    smoke_interval_seconds: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawApp {
     router: Option<Spanned<String>>,
+    observation_seconds: Option<Spanned<f64>>,
+    #[serde(default)]
+    smoke: Vec<RawSmoke>,
+    #[serde(default)]
+    gitops: std::collections::BTreeMap<String, RawGitops>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmoke {
+    name: Spanned<String>,
+    http: Option<Spanned<String>>,
+    command: Option<Spanned<RawCommand>>,
+    expect_status: Option<Spanned<u16>>,
+    expect_exit: Option<i32>,
+    timeout_seconds: Option<Spanned<f64>>,
+    #[serde(default)]
+    envs: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawCommand {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGitops {
+    repo: Spanned<String>,
+    path: Spanned<String>,
+    remote: Option<Spanned<String>>,
+    branch: Option<Spanned<String>>,
+}
+
+fn validate_release(src: &Source, r: RawRelease) -> Result<ReleaseConfig, ConfigError> {
+    let d = ReleaseConfig::default();
+    Ok(ReleaseConfig {
+        observation_seconds: checked(
+            src,
+            r.observation_seconds,
+            d.observation_seconds,
+            |x| (0.0..=86_400.0).contains(&x),
+            "observation_seconds must be between 0 and 86400",
+        )?,
+        smoke_interval_seconds: checked(
+            src,
+            r.smoke_interval_seconds,
+            d.smoke_interval_seconds,
+            |x| x >= 1.0 && x <= 86_400.0,
+            "smoke_interval_seconds must be between 1 and 86400",
+        )?,
+    })
+}
+
+fn validate_smoke(src: &Source, app: &str, s: RawSmoke) -> Result<SmokeCheck, ConfigError> {
+    check(src, &s.name, !s.name.get_ref().trim().is_empty(), || {
+        format!("a smoke check of app {app} has an empty name")
+    })?;
+    let name = s.name.get_ref().clone();
+    let kind = match (s.http, s.command) {
+        (Some(url), None) => {
+            check(src, &url, is_http_url(url.get_ref()), || {
+                format!(
+                    "smoke check {name:?}: http {:?} is not an http(s) URL",
+                    url.get_ref()
+                )
+            })?;
+            let expect_status = checked(
+                src,
+                s.expect_status,
+                200,
+                |c| (100..=599).contains(&c),
+                "expect_status must be an HTTP status between 100 and 599",
+            )?;
+            SmokeKind::Http {
+                url: url.into_inner(),
+                expect_status,
+            }
+        }
+        (None, Some(cmd)) => {
+            let span = cmd.span();
+            let argv = match cmd.into_inner() {
+                RawCommand::Shell(s) => vec!["sh".into(), "-c".into(), s],
+                RawCommand::Argv(v) => v,
+            };
+            if argv.first().is_none_or(|p| p.trim().is_empty()) {
+                return Err(src.error(span, format!("smoke check {name:?}: command is empty")));
+            }
+            SmokeKind::Command {
+                argv,
+                expect_exit: s.expect_exit.unwrap_or(0),
+            }
+        }
+        _ => {
+            return Err(src.error(
+                s.name.span(),
+                format!(
+                    "smoke check {name:?} of app {app} needs exactly one of `http = \"URL\"` or `command = [...]`"
+                ),
+            ));
+        }
+    };
+    Ok(SmokeCheck {
+        name,
+        kind,
+        timeout_seconds: checked(
+            src,
+            s.timeout_seconds,
+            10.0,
+            |x| x > 0.0 && x <= 3_600.0,
+            "timeout_seconds must be greater than 0 and at most 3600",
+        )?,
+        envs: s.envs,
+    })
+}
+
+fn validate_gitops(src: &Source, g: RawGitops) -> Result<GitopsConfig, ConfigError> {
+    let path = g.path.get_ref().clone();
+    check(
+        src,
+        &g.path,
+        !path.is_empty()
+            && !Path::new(&path).is_absolute()
+            && !Path::new(&path)
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir)),
+        || format!("gitops path {path:?} must be a relative path inside the repository"),
+    )?;
+    if let Some(r) = &g.remote {
+        check(src, r, !r.get_ref().trim().is_empty(), || {
+            "gitops remote is empty (omit it for `origin`)".into()
+        })?;
+    }
+    if let Some(b) = &g.branch {
+        check(src, b, !b.get_ref().trim().is_empty(), || {
+            "gitops branch is empty (omit it for the checkout's current branch)".into()
+        })?;
+    }
+    Ok(GitopsConfig {
+        repo: path_value(src, g.repo)?,
+        path: PathBuf::from(path.trim_start_matches("./")),
+        remote: g
+            .remote
+            .map(Spanned::into_inner)
+            .unwrap_or_else(|| "origin".into()),
+        branch: g.branch.map(Spanned::into_inner),
+    })
 }
 
 fn validate_apps(
@@ -408,10 +666,31 @@ fn validate_apps(
                 )
             })?;
         }
+        let mut smoke = Vec::new();
+        for s in app.smoke {
+            smoke.push(validate_smoke(src, &name, s)?);
+        }
+        let mut gitops = std::collections::BTreeMap::new();
+        for (env, g) in app.gitops {
+            gitops.insert(env, validate_gitops(src, g)?);
+        }
+        let observation_seconds = match app.observation_seconds {
+            Some(v) => Some(checked(
+                src,
+                Some(v),
+                0.0,
+                |x| (0.0..=86_400.0).contains(&x),
+                "observation_seconds must be between 0 and 86400",
+            )?),
+            None => None,
+        };
         out.insert(
             name,
             AppConfig {
                 router: app.router.map(Spanned::into_inner),
+                observation_seconds,
+                smoke,
+                gitops,
             },
         );
     }

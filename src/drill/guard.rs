@@ -307,6 +307,7 @@ impl Guard {
             action,
         );
         e.reason = Some(reason);
+        e.app = Some(self.app.clone());
         e.after = after;
         e.drill = state::active_for(&self.environment, &self.namespace).is_some();
         let path = self.audit_log.clone();

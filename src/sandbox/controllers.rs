@@ -1,7 +1,9 @@
 //! Simulated controllers, driven by the sandbox clock: Deployment (revisions, RollingUpdate
 //! and Recreate, pause, progress deadline, history limit), ReplicaSet, Argo Rollouts (canary
 //! steps; see [`rollout`]), a kubelet (pod lifecycle, readiness, crash loops, graceful
-//! termination), Endpoints, ingress-nginx's Ingress status, garbage collection and Events. They read and write only through the store, as real controllers go through the API.
+//! termination), Endpoints, ingress-nginx's Ingress status, Flux's GitRepository and
+//! Kustomization (see [`flux`]), garbage collection and Events. They read and write only
+//! through the store, as real controllers go through the API.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -80,6 +82,14 @@ pub fn virtualservices() -> &'static ResourceType {
 pub fn destinationrules() -> &'static ResourceType {
     rt("networking.istio.io", "destinationrules")
 }
+/// Flux's GitRepository (source.toolkit.fluxcd.io/v1).
+pub fn gitrepositories() -> &'static ResourceType {
+    rt("source.toolkit.fluxcd.io", "gitrepositories")
+}
+/// Flux's Kustomization (kustomize.toolkit.fluxcd.io/v1).
+pub fn kustomizations() -> &'static ResourceType {
+    rt("kustomize.toolkit.fluxcd.io", "kustomizations")
+}
 
 /// Run the controllers until cancelled: after every change, and on a short tick for
 /// time-driven transitions (readiness delays, crash back-off, termination).
@@ -121,6 +131,7 @@ pub fn reconcile_all(sb: &Sandbox) {
         for ing in sb.store.list(ingresses(), Some(&ns)).0 {
             ingress_status(sb, &ns, &ing);
         }
+        flux::reconcile(sb, &ns, now);
         collect_garbage(sb, &ns);
         trim_events(sb, &ns, now);
     }
@@ -529,6 +540,7 @@ pub fn template_without_hash(t: &Value) -> Value {
 }
 
 pub mod deployment;
+pub mod flux;
 pub mod kubelet;
 pub mod replicaset;
 pub mod rollout;

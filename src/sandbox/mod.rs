@@ -93,6 +93,8 @@ pub struct Sandbox {
     pub metrics: metrics::Metrics,
     pub bookmark_interval: Duration,
     pub seed: u64,
+    /// The Flux controllers' next-due times (see `controllers::flux`).
+    pub flux: controllers::flux::FluxState,
 }
 
 /// A running sandbox: its address and the means to stop it.
@@ -177,6 +179,7 @@ pub async fn start(cfg: Config) -> std::io::Result<Running> {
         metrics: metrics::Metrics::default(),
         bookmark_interval: cfg.bookmark_interval,
         seed: cfg.seed,
+        flux: Default::default(),
     });
     seed::base(&sandbox);
     if cfg.world {

@@ -289,6 +289,40 @@ pub static RESOURCES: &[ResourceType] = &[
             true,
         )
     },
+    // Flux's source and kustomize controllers' CRDs (gitrepositories.source.toolkit.fluxcd.io,
+    // kustomizations.kustomize.toolkit.fluxcd.io), at their v1 storage versions, with the
+    // kubebuilder markers of Flux's API types: GitRepository is short `gitrepo` in the
+    // categories `all`, `fluxcd` and `fluxcd-sources`; Kustomization is short `ks`, no
+    // categories. Both have a status subresource. See `controllers/flux.rs`.
+    ResourceType {
+        singular: "gitrepository",
+        short_names: &["gitrepo"],
+        categories: &["all", "fluxcd", "fluxcd-sources"],
+        subresources: &["status"],
+        custom: true,
+        storage_version_hash: "agejlvI8FcU=",
+        ..res(
+            "source.toolkit.fluxcd.io",
+            "v1",
+            "GitRepository",
+            "gitrepositories",
+            true,
+        )
+    },
+    ResourceType {
+        singular: "kustomization",
+        short_names: &["ks"],
+        subresources: &["status"],
+        custom: true,
+        storage_version_hash: "GozwzC4McTQ=",
+        ..res(
+            "kustomize.toolkit.fluxcd.io",
+            "v1",
+            "Kustomization",
+            "kustomizations",
+            true,
+        )
+    },
 ];
 
 /// The resource type with this group, version and plural name.

@@ -2,7 +2,7 @@
 //! kube-apiserver 1.26 renders it for `kubectl get`: the column definitions and cell logic of
 //! `pkg/printers/internalversion/printers.go` (always the "wide" set, like the server), the CRD
 //! `additionalPrinterColumns` convertor for HTTPRoute, Rollout, VirtualService and
-//! DestinationRule, and the CRD default (`Name`, `Age`) for every other kind (TraefikService). See `shared/fixtures/kube-apiserver-1.26/09-table/`.
+//! DestinationRule, Flux's GitRepository and Kustomization, and the CRD default (`Name`, `Age`) for every other kind (TraefikService). See `shared/fixtures/kube-apiserver-1.26/09-table/`.
 
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
@@ -349,6 +349,39 @@ const DESTINATIONRULE_COLUMNS: &[Column] = &[
     col("Age", "date", ISTIO_AGE_DESC),
 ];
 
+/// Flux's GitRepository `additionalPrinterColumns` (source.toolkit.fluxcd.io/v1): the
+/// kubebuilder markers give no descriptions, so the CRD handler describes each by its JSONPath.
+const GITREPOSITORY_COLUMNS: &[Column] = &[
+    NAME,
+    col(
+        "URL",
+        "string",
+        "Custom resource definition column (in JSONPath format): .spec.url",
+    ),
+    col(
+        "Age",
+        "date",
+        "Custom resource definition column (in JSONPath format): .metadata.creationTimestamp",
+    ),
+    col("Ready", "string", FLUX_READY_DESC),
+    col("Status", "string", FLUX_STATUS_DESC),
+];
+
+/// Flux's Kustomization `additionalPrinterColumns` (kustomize.toolkit.fluxcd.io/v1).
+const KUSTOMIZATION_COLUMNS: &[Column] = &[
+    NAME,
+    col(
+        "Age",
+        "date",
+        "Custom resource definition column (in JSONPath format): .metadata.creationTimestamp",
+    ),
+    col("Ready", "string", FLUX_READY_DESC),
+    col("Status", "string", FLUX_STATUS_DESC),
+];
+
+const FLUX_READY_DESC: &str = "Custom resource definition column (in JSONPath format): .status.conditions[?(@.type==\"Ready\")].status";
+const FLUX_STATUS_DESC: &str = "Custom resource definition column (in JSONPath format): .status.conditions[?(@.type==\"Ready\")].message";
+
 /// What the CRD handler serves for a version without `additionalPrinterColumns`.
 const DEFAULT_COLUMNS: &[Column] = &[NAME, col("Age", "date", AGE_DESC)];
 
@@ -369,6 +402,8 @@ fn printer(kind: &str) -> (&'static [Column], RowFn) {
         "Rollout" => (ROLLOUT_COLUMNS, rollout_row),
         "VirtualService" => (VIRTUALSERVICE_COLUMNS, virtualservice_row),
         "DestinationRule" => (DESTINATIONRULE_COLUMNS, destinationrule_row),
+        "GitRepository" => (GITREPOSITORY_COLUMNS, gitrepository_row),
+        "Kustomization" => (KUSTOMIZATION_COLUMNS, kustomization_row),
         // TraefikService (both groups) has no printer columns: Name, Age.
         _ => (DEFAULT_COLUMNS, default_row),
     }
@@ -1123,6 +1158,33 @@ fn destinationrule_row(dr: &Value, now: Timestamp) -> Vec<Value> {
         name(dr),
         crd_cell("string", get(dr, &["spec", "host"]), now),
         crd_cell("date", get(dr, &["metadata", "creationTimestamp"]), now),
+    ]
+}
+
+/// `.status.conditions[?(@.type=="Ready")].<field>`: the first Ready condition's field.
+fn ready_condition<'a>(obj: &'a Value, field: &str) -> Option<&'a Value> {
+    list(obj, &["status", "conditions"])
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))?
+        .get(field)
+}
+
+fn gitrepository_row(repo: &Value, now: Timestamp) -> Vec<Value> {
+    vec![
+        name(repo),
+        crd_cell("string", get(repo, &["spec", "url"]), now),
+        crd_cell("date", get(repo, &["metadata", "creationTimestamp"]), now),
+        crd_cell("string", ready_condition(repo, "status"), now),
+        crd_cell("string", ready_condition(repo, "message"), now),
+    ]
+}
+
+fn kustomization_row(ks: &Value, now: Timestamp) -> Vec<Value> {
+    vec![
+        name(ks),
+        crd_cell("date", get(ks, &["metadata", "creationTimestamp"]), now),
+        crd_cell("string", ready_condition(ks, "status"), now),
+        crd_cell("string", ready_condition(ks, "message"), now),
     ]
 }
 

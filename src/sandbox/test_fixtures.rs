@@ -29,6 +29,7 @@ pub fn sandbox(world: bool) -> super::Sandbox {
         metrics: super::metrics::Metrics::default(),
         bookmark_interval: std::time::Duration::from_secs(60),
         seed: 1,
+        flux: Default::default(),
     };
     super::seed::base(&sb);
     if world {

@@ -89,6 +89,7 @@ pub async fn execute(
         plan.after.clone(),
     );
     intent.reason = op.reason.clone();
+    intent.app = Some(plan.app.clone());
     intent.drill = op.drill;
     intent.automatic = op.automatic;
     let intent_seq = append(opts.audit_log.clone(), intent.clone()).await?;
