@@ -300,6 +300,7 @@ fn cockpit_options(args: CockpitArgs) -> crate::tui::Options {
         canary_steps: config.canary_steps.clone(),
         guard: config.guard.enabled.then(|| config.guard.clone()),
         thresholds: config.thresholds,
+        settings: config.clone(),
         routers: config
             .apps
             .iter()

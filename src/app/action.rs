@@ -55,6 +55,8 @@ pub enum Action {
     Drill,
     /// Cancel the rollback guard's countdown.
     CancelGuard,
+    /// Release menu: open, shelve, resume, conclude or abandon a release of the app.
+    Release,
 }
 
 impl Action {
@@ -86,6 +88,7 @@ impl Action {
         Action::ResumeRollout,
         Action::Restart,
         Action::Drill,
+        Action::Release,
         Action::CancelGuard,
         Action::Help,
         Action::Quit,
@@ -123,6 +126,7 @@ impl Action {
             Action::Confirm => "confirm / open",
             Action::Drill => "rollback drills",
             Action::CancelGuard => "cancel the guard's rollback",
+            Action::Release => "release: open / shelve / conclude (exit checklist)",
         }
     }
 

@@ -5,6 +5,7 @@ pub mod action;
 pub mod derive;
 pub mod dialog;
 pub mod msg;
+pub mod release;
 pub mod state;
 pub mod update;
 

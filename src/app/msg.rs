@@ -106,6 +106,26 @@ pub enum Msg {
         env: usize,
         event: GuardEvent,
     },
+    /// A key while the release menu is open.
+    ReleaseKey(KeyEvent),
+    /// The open and shelved releases of an environment (from the audit log).
+    Releases {
+        env: usize,
+        active: Vec<crate::release::Release>,
+    },
+    /// The exit checklist of release `number` of `app`, evaluated now.
+    Checklist {
+        env: usize,
+        app: String,
+        number: u64,
+        checklist: crate::release::checklist::Checklist,
+    },
+    /// A release step was recorded (a one-line summary) or refused.
+    ReleaseDone {
+        env: usize,
+        app: String,
+        result: Result<String, String>,
+    },
 }
 
 /// What the rollback guard of an environment reports.
@@ -170,6 +190,16 @@ pub enum Cmd {
     /// Cancel the rollback countdown of `env`'s guard.
     CancelGuard {
         env: usize,
+    },
+    /// Record a release step (open: of `version`; conclude: with the checklist shown, and
+    /// `text` as the override when it is not green; shelve/abandon: `text` is the reason).
+    ReleaseStep {
+        env: usize,
+        app: String,
+        version: String,
+        step: super::release::StepKind,
+        text: Option<String>,
+        checklist: Option<Box<crate::release::checklist::Checklist>>,
     },
     Quit,
 }

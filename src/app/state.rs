@@ -62,6 +62,8 @@ pub struct AppState {
     pub dialog: Option<super::dialog::Dialog>,
     /// The drill menu, when open.
     pub drill_menu: Option<super::dialog::DrillMenu>,
+    /// The release menu, when open.
+    pub release_menu: Option<super::release::ReleaseMenu>,
     /// Who acts (`user` or `user@ssh-client`), shown in dialogs.
     pub operator: String,
     /// Terminal size (columns, rows).
@@ -111,6 +113,8 @@ pub struct EnvState {
     pub drill: Option<DrillBanner>,
     /// The rollback guard's countdown, while one runs.
     pub guard: Option<GuardView>,
+    /// Open and shelved releases by app, with their checklists.
+    pub releases: BTreeMap<String, super::release::ReleaseView>,
 }
 
 /// The rollback guard found a breach and rolls back when the countdown ends.

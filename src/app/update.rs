@@ -48,6 +48,7 @@ impl AppState {
             notice: None,
             dialog: None,
             drill_menu: None,
+            release_menu: None,
             operator: String::new(),
             size: (80, 24),
             quit: false,
@@ -162,6 +163,27 @@ fn dispatch(state: &mut AppState, msg: Msg) -> Outcome {
             Outcome::dirty()
         }
         Msg::Guard { env, event } => guard_event(state, env, event),
+        Msg::ReleaseKey(k) => Outcome {
+            dirty: true,
+            cmds: super::release::menu_key(state, k),
+        },
+        Msg::Releases { env, active } => Outcome {
+            dirty: super::release::releases(state, env, active),
+            cmds: Vec::new(),
+        },
+        Msg::Checklist {
+            env,
+            app,
+            number,
+            checklist,
+        } => Outcome {
+            dirty: super::release::checklist(state, env, &app, number, checklist),
+            cmds: Vec::new(),
+        },
+        Msg::ReleaseDone { env, app, result } => {
+            super::release::done(state, env, &app, result);
+            Outcome::dirty()
+        }
         Msg::Drill { env, drill } => match state.envs.get_mut(env) {
             Some(e) if e.drill != drill => {
                 e.drill = drill;
@@ -522,6 +544,10 @@ fn action(state: &mut AppState, a: Action) -> Outcome {
         }
         Action::Drill => {
             dialog::open_drills(state);
+            Outcome::dirty()
+        }
+        Action::Release => {
+            super::release::open_menu(state);
             Outcome::dirty()
         }
         Action::CancelGuard => cancel_guard(state),

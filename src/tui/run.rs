@@ -66,6 +66,8 @@ pub struct Options {
     pub guard: Option<GuardConfig>,
     /// `[thresholds]`: the guard's limits where `[guard.apps.APP]` sets none.
     pub thresholds: Thresholds,
+    /// The whole config: releases read their smoke checks, windows and thresholds from it.
+    pub settings: crate::config::file::Config,
 }
 
 /// PromQL rate window of the cockpit's guard, seconds (as `kockpit guard`'s default).
@@ -381,6 +383,8 @@ struct EnvRuntime {
     /// The guard's app list and its cancel key, when the guard runs here.
     guard_apps: Option<watch::Sender<Vec<String>>>,
     guard_cancel: Option<UnboundedSender<()>>,
+    /// Wakes the release poller (after a step was recorded).
+    release_wake: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 impl EnvRuntime {
@@ -523,6 +527,38 @@ fn run_cmds(cmds: Vec<Cmd>, envs: &mut [EnvRuntime], ctx: &ActionCtx) -> bool {
                     let _ = c.send(());
                 }
             }
+            Cmd::ReleaseStep {
+                env,
+                app,
+                version,
+                step,
+                text,
+                checklist,
+            } => {
+                if let Some(e) = envs.get(env) {
+                    let mut operator = ctx.operator.clone();
+                    operator.kube_user = e.kube_user.clone();
+                    let req = super::releases::StepRequest {
+                        env,
+                        environment: e.name.clone(),
+                        context: e.context.clone(),
+                        namespace: e.namespace.clone(),
+                        app,
+                        version,
+                        operator,
+                        drill: crate::drill::state::active_for(&e.name, &e.namespace).is_some(),
+                        step,
+                        text,
+                        checklist: checklist.map(|c| *c),
+                        audit_log: ctx.audit_log.clone(),
+                    };
+                    tokio::spawn(super::releases::record(
+                        req,
+                        ctx.tx.clone(),
+                        e.release_wake.clone(),
+                    ));
+                }
+            }
             Cmd::Quit => quit = true,
             Cmd::FollowLogs { env, app, pods } => {
                 if let Some(f) = envs.get_mut(env).and_then(|e| e.logs.as_mut()) {
@@ -658,7 +694,35 @@ pub async fn run(opts: Options) -> Result<()> {
             },
             guard_apps: None,
             guard_cancel: None,
+            release_wake: None,
         });
+        if let Ok(c) = client {
+            let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+            let ev = crate::release::live::Evaluator::new(
+                c.clone(),
+                crate::config::file::EnvConfig {
+                    name: spec.name.clone(),
+                    context: spec.context.clone(),
+                    namespace: spec.namespace.clone(),
+                    prometheus: spec.prometheus.clone(),
+                    production: spec.production,
+                    read_only: spec.read_only,
+                },
+                opts.settings.clone(),
+                None,
+            );
+            tokio::spawn(super::releases::run(
+                i,
+                ev,
+                opts.audit_log.clone(),
+                tx.clone(),
+                cancel.clone(),
+                wake.clone(),
+            ));
+            if let Some(rt) = runtimes.last_mut() {
+                rt.release_wake = Some(wake);
+            }
+        }
     }
     let ctx = ActionCtx {
         tx: tx.clone(),
@@ -735,6 +799,8 @@ pub async fn run(opts: Options) -> Result<()> {
                         Some(Msg::DialogKey(k))
                     } else if state.drill_menu.is_some() {
                         Some(Msg::MenuKey(k))
+                    } else if state.release_menu.is_some() {
+                        Some(Msg::ReleaseKey(k))
                     } else if state.filter_input.is_some() {
                         Some(Msg::FilterKey(k))
                     } else {

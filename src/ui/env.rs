@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, BorderType, Borders, Paragraph, Widget};
 use super::layout::{self, Needs};
 use super::pods::AppPods;
 use super::text::{sanitize, truncate};
-use super::{EnvView, apps, charts, events, logs, pods};
+use super::{EnvView, apps, charts, events, logs, pods, release};
 use crate::app::state::Conn;
 
 pub(super) fn render(buf: &mut Buffer, area: Rect, v: &EnvView) {
@@ -55,6 +55,7 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, v: &EnvView) {
     let needs = Needs {
         banner: matches!(env.conn, Conn::Error(_)),
         app_lines: apps::lines(env),
+        release: release::rows(v),
         pods: app_pods.total,
         events: env.events.len(),
     };
@@ -62,6 +63,7 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, v: &EnvView) {
     let [
         banner,
         apps_area,
+        release_area,
         charts_area,
         pods_area,
         logs_area,
@@ -74,6 +76,7 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, v: &EnvView) {
         Paragraph::new(line).render(banner, buf);
     }
     apps::render(buf, apps_area, v);
+    release::render(buf, release_area, v);
     charts::render(buf, charts_area, v);
     pods::render(buf, pods_area, v, &app_pods);
     logs::render(buf, logs_area, v);

@@ -69,6 +69,8 @@ pub(crate) struct Needs {
     pub banner: bool,
     /// Text lines of all app rows.
     pub app_lines: u16,
+    /// Rows of the selected app's release (title and checklist items); 0 without one.
+    pub release: u16,
     pub pods: usize,
     pub events: usize,
 }
@@ -78,6 +80,7 @@ pub(crate) struct Needs {
 pub(crate) struct Panes {
     pub banner: u16,
     pub apps: u16,
+    pub release: u16,
     pub charts: u16,
     pub pods: u16,
     pub logs: u16,
@@ -108,6 +111,8 @@ pub(crate) fn panes(height: u16, needs: Needs) -> Panes {
     let mut p = Panes {
         banner: take(u16::from(needs.banner), false),
         apps: take(apps_want.min(2 + 4), false),
+        // The release's title and its first items (failing ones first).
+        release: take(needs.release.min(3), false),
         pods: take(2 + count(needs.pods, 3), false),
         logs: take(1 + 3, false),
         charts: take(1 + 3, true),
@@ -115,6 +120,7 @@ pub(crate) fn panes(height: u16, needs: Needs) -> Panes {
     };
     for (pane, want) in [
         (&mut p.apps, apps_want),
+        (&mut p.release, needs.release),
         (&mut p.charts, charts_want),
         (&mut p.pods, pods_want),
         (&mut p.events, events_want),
@@ -127,10 +133,14 @@ pub(crate) fn panes(height: u16, needs: Needs) -> Panes {
     p
 }
 
-/// The panes' areas inside `area`, in drawing order: banner, apps, charts, pods, logs, events.
-pub(crate) fn stack(area: Rect, p: &Panes) -> [Rect; 6] {
+/// The panes' areas inside `area`, in drawing order: banner, apps, release, charts, pods,
+/// logs, events.
+pub(crate) fn stack(area: Rect, p: &Panes) -> [Rect; 7] {
     let mut y = area.y;
-    [p.banner, p.apps, p.charts, p.pods, p.logs, p.events].map(|h| {
+    [
+        p.banner, p.apps, p.release, p.charts, p.pods, p.logs, p.events,
+    ]
+    .map(|h| {
         let h = h.min(area.bottom().saturating_sub(y));
         let r = Rect {
             y,
@@ -170,6 +180,7 @@ mod tests {
     const NEEDS: Needs = Needs {
         banner: false,
         app_lines: 5,
+        release: 0,
         pods: 6,
         events: 5,
     };

@@ -14,6 +14,7 @@ mod help;
 mod layout;
 mod logs;
 mod pods;
+mod release;
 pub mod text;
 mod values;
 
@@ -77,6 +78,9 @@ pub fn render(frame: &mut Frame, state: &AppState, ctx: &UiContext) {
     }
     if let Some(m) = &state.drill_menu {
         confirm::render_drills(buf, area, state, m, ctx);
+    }
+    if let Some(m) = &state.release_menu {
+        release::render_menu(buf, area, state, m, ctx);
     }
     if state.help {
         help::render(buf, area, ctx);

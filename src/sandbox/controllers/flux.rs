@@ -1053,6 +1053,153 @@ mod tests {
         );
     }
 
+    /// Commit `files` on `main` of the working repo at `work` and push to its `origin`.
+    fn commit_push(work: &git2::Repository, files: &[(&str, &str)], msg: &str) -> String {
+        let root = work.workdir().expect("work tree").to_path_buf();
+        for (path, text) in files {
+            let p = root.join(path);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, text).expect("write");
+        }
+        let mut index = work.index().expect("index");
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .expect("add");
+        index.write().expect("index");
+        let tree = work
+            .find_tree(index.write_tree().expect("tree"))
+            .expect("tree");
+        let sig = git2::Signature::now("t", "t@example.com").expect("sig");
+        let parent = work.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        let oid = work
+            .commit(Some("HEAD"), &sig, &sig, msg, &tree, &parents)
+            .expect("commit");
+        work.find_remote("origin")
+            .expect("origin")
+            .push(&["refs/heads/main:refs/heads/main"], None)
+            .expect("push");
+        oid.to_string()
+    }
+
+    fn cm(value: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  value: {value:?}\n"
+        )
+    }
+
+    #[test]
+    fn reconciles_on_the_sandbox_clock_only_when_due() {
+        use crate::sandbox::test_fixtures::{run_for, sandbox};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bare = dir.path().join("repo.git");
+        git2::Repository::init_bare(&bare).expect("bare");
+        let work = git2::Repository::init(dir.path().join("work")).expect("work");
+        work.set_head("refs/heads/main").expect("head");
+        work.remote("origin", bare.to_str().expect("utf-8"))
+            .expect("remote");
+        let c1 = commit_push(&work, &[("cfg/settings.yaml", &cm("one"))], "one");
+
+        let sb = sandbox(false);
+        let kubectl = WriteOpts::controller("kubectl");
+        let ns_rt = super::super::namespaces();
+        sb.store
+            .create(ns_rt, "", json!({"metadata": {"name": "apps"}}), &kubectl)
+            .expect("namespace");
+        sb.store
+            .create(
+                gitrepositories(),
+                "apps",
+                json!({"metadata": {"name": "repo"}, "spec": {
+                    "interval": "10s", "url": bare.to_str(), "ref": {"branch": "main"}}}),
+                &kubectl,
+            )
+            .expect("gitrepository");
+        sb.store
+            .create(
+                kustomizations(),
+                "apps",
+                json!({"metadata": {"name": "cfg"}, "spec": {
+                    "interval": "1h", "path": "cfg", "prune": true,
+                    "sourceRef": {"kind": "GitRepository", "name": "repo"}}}),
+                &kubectl,
+            )
+            .expect("kustomization");
+        let configmaps = super::super::rt("", "configmaps");
+        let value = |sb: &Sandbox| {
+            sb.store.get(configmaps, "apps", "settings").and_then(|c| {
+                c.pointer("/data/value")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+        };
+        run_for(&sb, 1);
+        assert_eq!(value(&sb).as_deref(), Some("one"));
+        let ks = sb.store.get(kustomizations(), "apps", "cfg").expect("ks");
+        assert_eq!(
+            ks.pointer("/status/lastAppliedRevision"),
+            Some(&json!(format!("main@sha1:{c1}")))
+        );
+        let rv = sb.store.current_rv();
+
+        // Quiet passes write nothing at all.
+        run_for(&sb, 5);
+        assert_eq!(sb.store.current_rv(), rv);
+
+        // A new commit is fetched at the source's interval (10 s), then applied at once, even
+        // though the Kustomization's own interval is an hour.
+        let c2 = commit_push(&work, &[("cfg/settings.yaml", &cm("two"))], "two");
+        run_for(&sb, 3);
+        assert_eq!(value(&sb).as_deref(), Some("one"), "not due yet");
+        run_for(&sb, 3);
+        assert_eq!(value(&sb).as_deref(), Some("two"));
+        let ks = sb.store.get(kustomizations(), "apps", "cfg").expect("ks");
+        assert_eq!(
+            ks.pointer("/status/lastAppliedRevision"),
+            Some(&json!(format!("main@sha1:{c2}")))
+        );
+
+        // Drift waits for the Kustomization's interval, or for a requested reconcile.
+        sb.store
+            .modify(configmaps, "apps", "settings", &kubectl, |o| {
+                o["data"]["value"] = json!("drift");
+                Ok(())
+            })
+            .expect("drift");
+        run_for(&sb, 2);
+        assert_eq!(value(&sb).as_deref(), Some("drift"));
+        sb.store
+            .modify(kustomizations(), "apps", "cfg", &kubectl, |o| {
+                metadata_mut(o).insert("annotations".into(), json!({REQUESTED_AT: "now"}));
+                Ok(())
+            })
+            .expect("annotate");
+        run_for(&sb, 1);
+        assert_eq!(value(&sb).as_deref(), Some("two"));
+        let ks = sb.store.get(kustomizations(), "apps", "cfg").expect("ks");
+        assert_eq!(
+            ks.pointer("/status/lastHandledReconcileAt"),
+            Some(&json!("now"))
+        );
+
+        // Suspended: nothing happens, however long.
+        sb.store
+            .modify(kustomizations(), "apps", "cfg", &kubectl, |o| {
+                o["spec"]["suspend"] = json!(true);
+                Ok(())
+            })
+            .expect("suspend");
+        sb.store
+            .modify(configmaps, "apps", "settings", &kubectl, |o| {
+                o["data"]["value"] = json!("manual");
+                Ok(())
+            })
+            .expect("drift");
+        sb.store.clock.advance(Duration::from_secs(7200));
+        run_for(&sb, 1);
+        assert_eq!(value(&sb).as_deref(), Some("manual"));
+    }
+
     #[test]
     fn revisions_name_their_commit() {
         assert_eq!(revision_commit("main@sha1:abc123"), "abc123");
