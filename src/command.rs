@@ -290,6 +290,7 @@ async fn run_async(
         router,
         deployment: args.deployment.clone(),
         now: None,
+        gitops: config.gitops_for(&args.app, &env.name).cloned(),
     };
     let context = env.context.clone().unwrap_or_else(|| "(current)".into());
     let fail = |e: ActionError| Fail(exit_code(&e), e.to_string());
@@ -310,7 +311,10 @@ async fn run_async(
         }
         return Ok(EXIT_OK);
     }
-    if let Some(denied) = actions::denied_reason(&client, &plan).await.map_err(fail)? {
+    // A change written to Git needs no cluster permission (the controller applies it).
+    if plan.git.is_none()
+        && let Some(denied) = actions::denied_reason(&client, &plan).await.map_err(fail)?
+    {
         return Err(Fail(EXIT_DENIED, format!("not permitted: {denied}")));
     }
     let reason = confirm(&plan, &env, &args)?;
@@ -361,6 +365,12 @@ async fn run_async(
                 "duration_ms": done.duration_ms,
                 "audit": done.audit.map(|(i, o)| json!({"file": audit_log, "intent": i, "outcome": o})),
                 "event_error": done.event_error,
+                "git": done.git.as_ref().map(|g| json!({
+                    "commits": g.commits,
+                    "remote_branch": g.remote_branch,
+                    "fast_forwarded": g.fast_forwarded,
+                    "edits": g.edits.iter().map(|e| e.describe()).collect::<Vec<_>>(),
+                })),
             })
         );
     } else {
@@ -369,7 +379,22 @@ async fn run_async(
         } else {
             ""
         };
+        if let Some(g) = &done.git {
+            println!(
+                "committed {} and pushed to {} in {} ms (the cluster was not patched)",
+                g.commits
+                    .last()
+                    .map(|c| &c[..c.len().min(12)])
+                    .unwrap_or(""),
+                g.remote_branch,
+                done.duration_ms
+            );
+            if let Some(gp) = &plan.git {
+                println!("  {} applies it at its next sync", gp.controller);
+            }
+        }
         match result {
+            _ if done.git.is_some() => {}
             "dry-run" => println!("dry run passed: the server accepted the change{note}"),
             "unchanged" => println!("already as asked: nothing sent{note}"),
             _ => println!("applied in {} ms{note}", done.duration_ms),

@@ -377,6 +377,7 @@ mod tests {
             goal: Goal::Weight { percent: 25 },
             writes: Vec::new(),
             noop: false,
+            git: None,
         }
     }
 

@@ -120,6 +120,12 @@ pub enum Msg {
         number: u64,
         checklist: crate::release::checklist::Checklist,
     },
+    /// The GitOps controller's view of a change pushed for `app`.
+    GitSync {
+        env: usize,
+        app: String,
+        view: super::state::GitSyncView,
+    },
     /// A release step was recorded (a one-line summary) or refused.
     ReleaseDone {
         env: usize,

@@ -115,6 +115,24 @@ pub struct EnvState {
     pub guard: Option<GuardView>,
     /// Open and shelved releases by app, with their checklists.
     pub releases: BTreeMap<String, super::release::ReleaseView>,
+    /// The last change pushed to Git per app, and its sync state.
+    pub git_sync: BTreeMap<String, GitSyncView>,
+}
+
+/// A change pushed to Git, as its controller applies it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GitSyncView {
+    pub commit: String,
+    pub remote_branch: String,
+    /// `Flux Kustomization flux-system/apps`.
+    pub controller: String,
+    /// The controller's state in words.
+    pub state: String,
+    /// The controller has applied the commit.
+    pub applied: bool,
+    /// And the cluster's fields are as committed.
+    pub converged: bool,
+    pub pushed_at: Timestamp,
 }
 
 /// The rollback guard found a breach and rolls back when the countdown ends.

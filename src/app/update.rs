@@ -180,6 +180,32 @@ fn dispatch(state: &mut AppState, msg: Msg) -> Outcome {
             dirty: super::release::checklist(state, env, &app, number, checklist),
             cmds: Vec::new(),
         },
+        Msg::GitSync { env, app, view } => match state.envs.get_mut(env) {
+            Some(e) => {
+                let old = e
+                    .git_sync
+                    .get(&app)
+                    .map(|v| (&v.state, v.applied, v.converged));
+                let changed = old != Some((&view.state, view.applied, view.converged));
+                if let Some(v) = e.git_sync.get_mut(&app) {
+                    // Keep the first report's time: when it was pushed.
+                    let at = if v.commit == view.commit {
+                        v.pushed_at
+                    } else {
+                        view.pushed_at
+                    };
+                    *v = view;
+                    v.pushed_at = at;
+                } else {
+                    e.git_sync.insert(app, view);
+                }
+                Outcome {
+                    dirty: changed,
+                    cmds: Vec::new(),
+                }
+            }
+            None => Outcome::default(),
+        },
         Msg::ReleaseDone { env, app, result } => {
             super::release::done(state, env, &app, result);
             Outcome::dirty()

@@ -116,10 +116,11 @@ async fn http(url: &str, expect: u16, timeout: Duration) -> (bool, String) {
             format!("GET {url}: no answer within {}", took(timeout)),
         ),
         Err(e) => {
+            // The root cause says it best ("Connection refused (os error 111)").
             let mut msg = e.to_string();
             let mut src = std::error::Error::source(&e);
             while let Some(s) = src {
-                msg = format!("{msg}: {s}");
+                msg = s.to_string();
                 src = s.source();
             }
             (false, format!("GET {url}: {}", clean(&msg)))

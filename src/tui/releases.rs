@@ -185,3 +185,49 @@ pub async fn record(req: StepRequest, tx: UnboundedSender<Msg>, wake: Option<Arc
         w.notify_one();
     }
 }
+
+/// After a change was pushed to Git: the controller's sync state and whether the cluster has
+/// converged to the commit (every edited field live as committed), every two seconds until it
+/// has (or for 15 minutes).
+#[allow(clippy::too_many_arguments)]
+pub async fn watch_sync(
+    env: usize,
+    client: kube::Client,
+    namespace: String,
+    app: String,
+    owner: crate::gitops::sync::Owner,
+    pushed: crate::gitops::change::Pushed,
+    objects: Vec<crate::gitops::change::ObjectChange>,
+    tx: UnboundedSender<Msg>,
+) {
+    use crate::app::state::GitSyncView;
+    let commit = pushed.commits.last().cloned().unwrap_or_default();
+    let started = Instant::now();
+    loop {
+        let state = crate::gitops::sync::state(&client, &owner).await;
+        let applied = state.as_ref().is_ok_and(|s| s.applied(&commit));
+        let converged = applied
+            && crate::gitops::change::converged(&client, &namespace, &objects, &pushed.edits).await;
+        let view = GitSyncView {
+            commit: commit.clone(),
+            remote_branch: pushed.remote_branch.clone(),
+            controller: owner.describe(),
+            state: match &state {
+                Ok(s) => s.to_string(),
+                Err(e) => e.clone(),
+            },
+            applied,
+            converged,
+            pushed_at: Timestamp::now(),
+        };
+        let _ = tx.send(Msg::GitSync {
+            env,
+            app: app.clone(),
+            view,
+        });
+        if converged || started.elapsed() > Duration::from_secs(900) {
+            return;
+        }
+        tokio::time::sleep(CHECK_EVERY).await;
+    }
+}

@@ -209,6 +209,8 @@ struct ActionCtx {
     config: Option<PathBuf>,
     steps: Vec<u32>,
     routers: std::collections::BTreeMap<String, RouterKind>,
+    /// The whole config (GitOps repositories per app and environment).
+    settings: crate::config::file::Config,
 }
 
 /// Which actions `app` allows: its release kind decides which apply, a SelfSubjectAccessReview
@@ -264,12 +266,14 @@ async fn plan_action(
     app: String,
     verb: Verb,
     to_revision: Option<i64>,
+    gitops: Option<crate::config::file::GitopsConfig>,
     ctx: ActionCtx,
 ) {
     let opts = PlanOptions {
         to_revision,
         steps: ctx.steps.clone(),
         router: ctx.routers.get(&app).copied(),
+        gitops,
         ..PlanOptions::default()
     };
     let result = async {
@@ -277,6 +281,7 @@ async fn plan_action(
             .await
             .map_err(|e| e.to_string())?;
         if !plan.noop
+            && plan.git.is_none()
             && let Some(denied) = actions::denied_reason(&client, &plan)
                 .await
                 .map_err(|e| e.to_string())?
@@ -308,6 +313,36 @@ async fn execute_action(env: usize, client: Client, op: Operation, plan: Plan, c
     let result = actions::execute(&client, &plan, &op, &opts)
         .await
         .map(|done| {
+            if let (Some(pushed), Some(git)) = (&done.git, &plan.git)
+                && let Some(owner) = git.owner.clone()
+            {
+                tokio::spawn(super::releases::watch_sync(
+                    env,
+                    client.clone(),
+                    plan.namespace.clone(),
+                    plan.app.clone(),
+                    owner,
+                    pushed.clone(),
+                    git.objects.clone(),
+                    ctx.tx.clone(),
+                ));
+                return format!(
+                    "committed {} and pushed to {}: {} · audit #{}",
+                    pushed
+                        .commits
+                        .last()
+                        .map(|c| &c[..c.len().min(12)])
+                        .unwrap_or(""),
+                    pushed.remote_branch,
+                    pushed
+                        .edits
+                        .iter()
+                        .map(|e| e.describe())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    done.audit.map(|a| a.1).unwrap_or_default()
+                );
+            }
             let mut text = if done.applied.unchanged {
                 "already as asked, nothing sent".to_string()
             } else {
@@ -486,6 +521,7 @@ fn run_cmds(cmds: Vec<Cmd>, envs: &mut [EnvRuntime], ctx: &ActionCtx) -> bool {
                 to_revision,
             } => match envs.get(env).and_then(|e| e.client.clone().map(|c| (e, c))) {
                 Some((e, client)) => {
+                    let gitops = ctx.settings.gitops_for(&app, &e.name).cloned();
                     tokio::spawn(plan_action(
                         env,
                         client,
@@ -493,6 +529,7 @@ fn run_cmds(cmds: Vec<Cmd>, envs: &mut [EnvRuntime], ctx: &ActionCtx) -> bool {
                         app,
                         verb,
                         to_revision,
+                        gitops,
                         ctx.clone(),
                     ));
                 }
@@ -735,6 +772,7 @@ pub async fn run(opts: Options) -> Result<()> {
             .or(opts.kubeconfig.clone()),
         steps: opts.canary_steps.clone(),
         routers: opts.routers.clone(),
+        settings: opts.settings.clone(),
     };
     if let Some(config) = &opts.guard {
         for (i, rt) in runtimes.iter_mut().enumerate() {

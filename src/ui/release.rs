@@ -21,15 +21,41 @@ fn selected<'a>(v: &EnvView<'a>) -> Option<&'a ReleaseView> {
     v.app.and_then(|a| v.env.releases.get(&a.name))
 }
 
-/// Rows the pane wants: 0 without a release for the selected app.
+fn git_sync<'a>(v: &EnvView<'a>) -> Option<&'a crate::app::state::GitSyncView> {
+    v.app.and_then(|a| v.env.git_sync.get(&a.name))
+}
+
+/// Rows the pane wants: 0 without a release or a GitOps change for the selected app.
 pub(super) fn rows(v: &EnvView) -> u16 {
-    match selected(v) {
+    let git = u16::from(git_sync(v).is_some());
+    git + match selected(v) {
         None => 0,
         Some(r) => match (&r.checklist, r.release.state) {
             (Some(c), State::Open) => 1 + c.items.len().min(12) as u16,
             _ => 2,
         },
     }
+}
+
+/// `GitOps ✓ abc123def456 on origin/main — Flux Kustomization …: ready, applied … · converged`.
+fn render_git(buf: &mut Buffer, area: Rect, v: &EnvView, g: &crate::app::state::GitSyncView) {
+    let t = v.theme();
+    let (mark, style, tail) = if g.converged {
+        ("✓", t.ok, " · cluster converged")
+    } else if g.applied {
+        ("…", t.warn, " · cluster converging")
+    } else {
+        ("…", t.warn, " · waiting for the controller")
+    };
+    let age = duration((v.now.as_millisecond() - g.pushed_at.as_millisecond()) as f64 / 1000.0);
+    let text = format!(
+        "{mark} GitOps: pushed {} to {} {age} ago — {}{tail}",
+        &g.commit[..g.commit.len().min(12)],
+        sanitize(&g.remote_branch),
+        sanitize(&g.state)
+    );
+    let line = Line::styled(truncate(&text, usize::from(area.width)).into_owned(), style);
+    buf.set_line(area.x, area.y, &line, area.width);
 }
 
 fn status_style(t: &Theme, s: Status) -> Style {
@@ -42,12 +68,20 @@ fn status_style(t: &Theme, s: Status) -> Style {
 }
 
 pub(super) fn render(buf: &mut Buffer, area: Rect, v: &EnvView) {
-    let Some(r) = selected(v) else { return };
     if area.height == 0 {
         return;
     }
+    let mut area = layout::padded(area);
+    if let Some(g) = git_sync(v) {
+        render_git(buf, area, v, g);
+        area.y += 1;
+        area.height -= 1;
+        if area.height == 0 {
+            return;
+        }
+    }
+    let Some(r) = selected(v) else { return };
     let t = v.theme();
-    let area = layout::padded(area);
     let w = usize::from(area.width);
     let rel = &r.release;
     let age = duration((v.now.as_millisecond() - rel.opened().as_millisecond()) as f64 / 1000.0);

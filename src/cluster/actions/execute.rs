@@ -43,6 +43,8 @@ pub struct Executed {
     pub audit: Option<(u64, u64)>,
     /// Why no Event was posted on the object, if none was.
     pub event_error: Option<String>,
+    /// GitOps: what was committed and pushed (the cluster was not patched).
+    pub git: Option<crate::gitops::change::Pushed>,
 }
 
 async fn append(path: PathBuf, entry: Entry) -> Result<u64, ActionError> {
@@ -73,6 +75,7 @@ pub async fn execute(
             duration_ms: started.elapsed().as_millis() as u64,
             audit: None,
             event_error: None,
+            git: None,
         });
     }
     let target = Target {
@@ -92,7 +95,20 @@ pub async fn execute(
     intent.app = Some(plan.app.clone());
     intent.drill = op.drill;
     intent.automatic = op.automatic;
+    if let Some(git) = &plan.git {
+        intent.after = serde_json::json!({
+            "change": plan.after,
+            "git": {
+                "repo": git.config.repo,
+                "remote": git.config.remote,
+                "edits": git.edits.iter().map(|e| e.describe()).collect::<Vec<_>>(),
+            },
+        });
+    }
     let intent_seq = append(opts.audit_log.clone(), intent.clone()).await?;
+    if let Some(git) = &plan.git {
+        return execute_git(client, plan, git, op, opts, intent, intent_seq).await;
+    }
     let started = Instant::now();
     let result = apply(client, plan, false).await;
     let duration_ms = started.elapsed().as_millis() as u64;
@@ -134,6 +150,184 @@ pub async fn execute(
         duration_ms,
         audit: Some((intent_seq, outcome_seq)),
         event_error,
+        git: None,
+    })
+}
+
+/// The commit message: what changed (with the previous values), who, why, where.
+fn commit_message(
+    plan: &Plan,
+    op: &Operation,
+    edits: &[crate::gitops::change::FieldEdit],
+    audit_id: &str,
+) -> String {
+    use crate::gitops::change::scalar;
+    let first = edits
+        .first()
+        .map(|e| {
+            format!(
+                " ({} {}: {} → {})",
+                e.object,
+                e.path
+                    .0
+                    .last()
+                    .map(|s| match s {
+                        crate::gitops::yaml::Seg::Key(k) => k.clone(),
+                        other => format!("{other:?}"),
+                    })
+                    .unwrap_or_default(),
+                e.old
+                    .as_ref()
+                    .map(scalar)
+                    .unwrap_or_else(|| "(absent)".into()),
+                scalar(&e.new)
+            )
+        })
+        .unwrap_or_default();
+    let mut m = format!(
+        "kockpit: {} {} in {}{first}\n\n",
+        plan.verb, plan.app, op.environment
+    );
+    for e in edits {
+        m.push_str(&format!(
+            "{} {}: {} → {}\n",
+            e.object,
+            e.path,
+            e.old
+                .as_ref()
+                .map(scalar)
+                .unwrap_or_else(|| "(absent)".into()),
+            scalar(&e.new)
+        ));
+    }
+    m.push('\n');
+    let who = match &op.operator.ssh_client {
+        Some(ip) => format!("{}@{ip}", op.operator.os_user),
+        None => op.operator.os_user.clone(),
+    };
+    m.push_str(&format!("Operator: {who}"));
+    if let Some(k) = &op.operator.kube_user {
+        m.push_str(&format!(" (kube user {k})"));
+    }
+    m.push('\n');
+    m.push_str(&format!(
+        "Reason: {}\n",
+        op.reason.as_deref().unwrap_or("(none given)")
+    ));
+    for e in edits {
+        m.push_str(&format!(
+            "Previous-Value: {} {} = {}\n",
+            e.object,
+            e.path,
+            e.old
+                .as_ref()
+                .map(scalar)
+                .unwrap_or_else(|| "(absent)".into())
+        ));
+    }
+    m.push_str(&format!(
+        "Environment: {} (context {}, namespace {})\n",
+        op.environment, op.context, plan.namespace
+    ));
+    if op.drill {
+        m.push_str("Drill: yes\n");
+    }
+    if op.automatic {
+        m.push_str("Automatic: yes (the rollback guard)\n");
+    }
+    m.push_str(&format!("Kockpit-Audit-Id: {audit_id}\n"));
+    m
+}
+
+/// GitOps: commit and push instead of patching; the outcome names the commit. The
+/// controller is asked to reconcile now (best effort).
+async fn execute_git(
+    client: &Client,
+    plan: &Plan,
+    git: &super::GitPlan,
+    op: &Operation,
+    opts: &ExecuteOptions,
+    intent: Entry,
+    intent_seq: u64,
+) -> Result<Executed, ActionError> {
+    let started = Instant::now();
+    let cfg = git.config.clone();
+    let objects = git.objects.clone();
+    let (plan2, op2, id) = (plan.clone(), op.clone(), intent.id.clone());
+    let author = crate::gitops::change::signature(&cfg.repo, &op.operator.os_user);
+    let result = tokio::task::spawn_blocking(move || {
+        crate::gitops::change::commit_and_push(
+            &cfg,
+            &objects,
+            &|edits| commit_message(&plan2, &op2, edits, &id),
+            (&author.0, &author.1),
+        )
+    })
+    .await
+    .map_err(|e| ActionError::Client {
+        object: plan.object.clone(),
+        message: format!("git worker: {e}"),
+    })
+    .and_then(|r| {
+        r.map_err(|e| match e {
+            crate::gitops::change::ChangeError::Refused(m) => ActionError::Refused(m),
+            crate::gitops::change::ChangeError::Git(m) => ActionError::Client {
+                object: git.config.repo.display().to_string(),
+                message: m,
+            },
+        })
+    });
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let (status, message) = match &result {
+        Ok(p) => (
+            Some(200),
+            format!(
+                "pushed {} to {}: {}",
+                p.commits
+                    .last()
+                    .map(|c| &c[..c.len().min(12)])
+                    .unwrap_or(""),
+                p.remote_branch,
+                p.edits
+                    .iter()
+                    .map(|e| e.describe())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ),
+        Err(e) => (None, e.to_string()),
+    };
+    let mut outcome = Entry::outcome(&intent, status, &message, duration_ms);
+    if let Ok(p) = &result {
+        outcome.after = serde_json::json!({
+            "change": plan.after,
+            "git": {"commits": p.commits, "remote_branch": p.remote_branch,
+                    "edits": p.edits.iter().map(|e| e.describe()).collect::<Vec<_>>()},
+        });
+    }
+    let outcome_seq = append(opts.audit_log.clone(), outcome).await;
+    let pushed = result?;
+    let outcome_seq = outcome_seq?;
+    if let Some(owner) = &git.owner {
+        let _ = crate::gitops::sync::request_reconcile(client, owner).await;
+    }
+    let mut shown = plan.clone();
+    shown.changes = pushed
+        .edits
+        .iter()
+        .map(|e| format!("Git {}", e.describe()))
+        .collect();
+    let event_error = post_event(client, &shown, op).await.err();
+    Ok(Executed {
+        applied: Applied {
+            plan: shown,
+            unchanged: false,
+            retried: false,
+        },
+        duration_ms,
+        audit: Some((intent_seq, outcome_seq)),
+        event_error,
+        git: Some(pushed),
     })
 }
 

@@ -387,6 +387,24 @@ pub struct Plan {
     pub writes: Vec<Write>,
     /// Nothing to send: the cluster already is as asked (`changes` says why).
     pub noop: bool,
+    /// GitOps: the change goes to the manifests in Git (commit and push) instead of the
+    /// cluster, whose controller then applies it.
+    pub git: Option<Box<GitPlan>>,
+}
+
+/// A plan's route through Git.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GitPlan {
+    pub config: crate::config::file::GitopsConfig,
+    /// The edits as the checkout's work tree is now (they are made again on the fresh
+    /// checkout when confirmed).
+    pub edits: Vec<crate::gitops::change::FieldEdit>,
+    pub skipped: Vec<String>,
+    /// The live objects and the objects as the action leaves them.
+    pub objects: Vec<crate::gitops::change::ObjectChange>,
+    /// `Flux Kustomization flux-system/apps`.
+    pub controller: String,
+    pub owner: Option<crate::gitops::sync::Owner>,
 }
 
 impl Plan {
@@ -416,6 +434,9 @@ pub struct PlanOptions {
     pub deployment: Option<String>,
     /// Restart stamp (RFC 3339); now when absent.
     pub now: Option<String>,
+    /// Where the app's manifests live in Git for this environment: promote, abort, flip and
+    /// rollback of GitOps-managed objects are then committed there.
+    pub gitops: Option<crate::config::file::GitopsConfig>,
 }
 
 /// Work out `verb` on `app` in `ns` against the cluster as it is now.
@@ -428,7 +449,117 @@ pub async fn plan(
 ) -> Result<Plan, ActionError> {
     let release = detect(client, ns, app, opts.router).await?;
     let goal = goal_for(client, ns, &release, verb, opts).await?;
-    plan_goal(client, ns, &release, verb, goal).await
+    let mut plan = plan_goal(client, ns, &release, verb, goal).await?;
+    if let Some(cfg) = &opts.gitops {
+        route_through_git(client, ns, &mut plan, cfg).await?;
+    }
+    Ok(plan)
+}
+
+/// The object as `body` leaves it (the patch applied locally).
+fn patched(obj: &Value, body: &Body) -> Result<Value, ActionError> {
+    let mut after = obj.clone();
+    match body {
+        Body::Merge(v) => json_patch::merge(&mut after, v),
+        Body::Json(ops) => {
+            let p: json_patch::Patch =
+                serde_json::from_value(ops.clone()).map_err(|e| ActionError::Client {
+                    object: String::new(),
+                    message: format!("reading the JSON patch: {e}"),
+                })?;
+            json_patch::patch(&mut after, &p).map_err(|e| ActionError::Client {
+                object: String::new(),
+                message: format!("applying the JSON patch locally: {e}"),
+            })?;
+        }
+    }
+    Ok(after)
+}
+
+/// GitOps: when the objects a plan writes are managed by Argo CD or Flux and the app has a
+/// GitOps repository for this environment, turn the plan into manifest edits (see
+/// [`crate::gitops::change`]). Weights, selectors and rollbacks go to Git; Argo Rollouts'
+/// verbs, pause, resume and restart stay cluster actions (their fields are not in Git).
+async fn route_through_git(
+    client: &Client,
+    ns: &str,
+    plan: &mut Plan,
+    cfg: &crate::config::file::GitopsConfig,
+) -> Result<(), ActionError> {
+    use crate::gitops::change::{ObjectChange, edits_for};
+    use crate::gitops::sync::Owner;
+    let by_git = matches!(
+        plan.goal,
+        Goal::Weight { .. } | Goal::Selector { .. } | Goal::Revision { .. }
+    );
+    if plan.noop || !by_git || plan.writes.iter().any(|w| w.subresource.is_some()) {
+        return Ok(());
+    }
+    let mut objects = Vec::new();
+    let mut owner = None;
+    for w in &plan.writes {
+        let cur = get(client, ns, &w.res, &w.name).await?;
+        owner = owner.or_else(|| Owner::of(&cur));
+        let after = patched(&cur, &w.body).map_err(|e| match e {
+            ActionError::Client { message, .. } => ActionError::Client {
+                object: w.object(),
+                message,
+            },
+            other => other,
+        })?;
+        objects.push(ObjectChange {
+            kind: w.res.kind.to_string(),
+            name: w.name.clone(),
+            before: cur,
+            after,
+        });
+    }
+    let Some(owner) = owner else {
+        // Not managed by a GitOps controller: a cluster patch, as usual.
+        return Ok(());
+    };
+    let refuse = |m: String| ActionError::Refused(format!("GitOps: {m}"));
+    let checkout =
+        crate::gitops::repo::Checkout::open(&cfg.repo).map_err(|e| refuse(e.to_string()))?;
+    let root = checkout.workdir().to_path_buf();
+    let (edits, _, skipped) =
+        edits_for(&root, &cfg.path, &objects).map_err(|e| refuse(e.to_string()))?;
+    if edits.is_empty() {
+        return Err(refuse(format!(
+            "the manifests in {} of {} already say this; {} has not applied them yet (nothing to commit)",
+            cfg.path.display(),
+            root.display(),
+            owner.describe()
+        )));
+    }
+    let branch = cfg
+        .branch
+        .clone()
+        .unwrap_or_else(|| checkout.branch().to_string());
+    plan.warnings
+        .retain(|w| !w.contains("a direct change will be reverted"));
+    plan.warnings.push(format!(
+        "GitOps: written to Git, not to the cluster — a commit on {}/{branch} in {}; {} applies it",
+        cfg.remote,
+        root.display(),
+        owner.describe()
+    ));
+    for s in &skipped {
+        plan.warnings
+            .push(format!("not in the manifest, left to the cluster: {s}"));
+    }
+    for e in &edits {
+        plan.changes.push(format!("Git {}", e.describe()));
+    }
+    plan.git = Some(Box::new(GitPlan {
+        config: cfg.clone(),
+        edits,
+        skipped,
+        objects,
+        controller: owner.describe(),
+        owner: Some(owner),
+    }));
+    Ok(())
 }
 
 /// Resolve a verb to an absolute goal against the current state.
@@ -569,6 +700,7 @@ pub(crate) fn blank(object: &Value, kind: &str, goal: Goal) -> Plan {
         goal,
         writes: Vec::new(),
         noop: false,
+        git: None,
     }
 }
 

@@ -408,7 +408,7 @@ pub fn pod_status(p: &Value, created: Timestamp, now: Timestamp, faults: &[Fault
         m.insert("restartCount".into(), json!(tl.restarts));
         m.insert("image".into(), json!(image));
         if started_at.is_some() {
-            m.insert("imageID".into(), json!(format!("sandbox://{image}")));
+            m.insert("imageID".into(), json!(image_id(image)));
             m.insert(
                 "containerID".into(),
                 json!(format!(
@@ -450,4 +450,22 @@ pub fn pod_status(p: &Value, created: Timestamp, now: Timestamp, faults: &[Fault
             .unwrap_or(json!("BestEffort")),
     );
     Value::Object(s)
+}
+
+/// The image ID a container runtime reports for `image`: its repository and the digest the
+/// tag resolved to (`registry.local/checkout@sha256:…`). The sandbox's registry never moves a
+/// tag, so one tag is always one digest.
+pub fn image_id(image: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let repo = match image.rsplit_once('@') {
+        Some((r, _)) => r,
+        None => match image.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => r,
+            _ => image,
+        },
+    };
+    format!(
+        "{repo}@sha256:{}",
+        hex::encode(Sha256::digest(image.as_bytes()))
+    )
 }
