@@ -194,7 +194,13 @@ pub fn main() -> Result<()> {
             ..
         })) => crate::sandbox::client::run(f),
         Some(Command::Sandbox(args)) => run_sandbox(args),
-        Some(Command::Audit(args)) => crate::audit::cli::run(args),
+        Some(Command::Audit(args)) => {
+            let config_log = crate::config::file::load(cli.cockpit.config.as_deref())
+                .ok()
+                .flatten()
+                .and_then(|c| c.audit_log);
+            crate::audit::cli::run(args, cli.cockpit.audit_log.clone().or(config_log))
+        }
         Some(Command::Promote(a)) => {
             let verb = if a.full {
                 Verb::PromoteFull

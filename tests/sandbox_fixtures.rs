@@ -1923,14 +1923,16 @@ fn discovery_matches_the_recorded_documents() {
         let (_, r) = replay_get(&mut f, url, id, &[]);
         let (mut ours, theirs) = (r.json(), fixture_json(&format!("{id}.json")));
         // ON PURPOSE: the sandbox also serves the CRDs of Argo Rollouts (argoproj.io), Istio
-        // (networking.istio.io, at v1 and v1beta1) and Traefik (traefik.io and the older
-        // traefik.containo.us), which the recorded cluster did not have; they come last, after
-        // every recorded group.
+        // (networking.istio.io, at v1 and v1beta1), Traefik (traefik.io and the older
+        // traefik.containo.us) and Flux (source.toolkit.fluxcd.io, kustomize.toolkit.fluxcd.io),
+        // which the recorded cluster did not have; they come last, after every recorded group.
         let extra = [
             ("argoproj.io", json!(["v1alpha1"])),
             ("networking.istio.io", json!(["v1", "v1beta1"])),
             ("traefik.io", json!(["v1alpha1"])),
             ("traefik.containo.us", json!(["v1alpha1"])),
+            ("source.toolkit.fluxcd.io", json!(["v1"])),
+            ("kustomize.toolkit.fluxcd.io", json!(["v1"])),
         ];
         if let Some(groups) = ours["groups"].as_array_mut() {
             let tail = groups.split_off(groups.len().saturating_sub(extra.len()));

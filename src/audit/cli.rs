@@ -45,7 +45,10 @@ pub enum AuditAction {
 }
 
 /// Run `kockpit audit`. Exits 1 on a broken chain, 2 on other errors.
-pub fn run(args: AuditArgs) -> ! {
+pub fn run(args: AuditArgs, fallback: Option<PathBuf>) -> ! {
+    // The global `--audit-log` (or the config's `audit_log`) when `--file` is not given:
+    // verifying another file than the one written would be worse than an error.
+    let default_path = || fallback.clone().unwrap_or_else(default_path);
     match args.action {
         AuditAction::Verify { file, strict } => {
             let path = file.unwrap_or_else(default_path);

@@ -519,11 +519,23 @@ async fn route_through_git(
         return Ok(());
     };
     let refuse = |m: String| ActionError::Refused(format!("GitOps: {m}"));
-    let checkout =
-        crate::gitops::repo::Checkout::open(&cfg.repo).map_err(|e| refuse(e.to_string()))?;
-    let root = checkout.workdir().to_path_buf();
-    let (edits, _, skipped) =
-        edits_for(&root, &cfg.path, &objects).map_err(|e| refuse(e.to_string()))?;
+    // Fetch now, so a dirty, ahead or diverged checkout is refused before anything is
+    // confirmed or audited, and the edits shown are those of the remote's latest manifests
+    // (a checkout that is only behind is fast-forwarded, like `git pull --ff-only`).
+    let (cfg2, objs) = (cfg.clone(), objects.clone());
+    let (root, current_branch, edits, skipped) = tokio::task::spawn_blocking(move || {
+        let mut checkout =
+            crate::gitops::repo::Checkout::open(&cfg2.repo).map_err(|e| e.to_string())?;
+        checkout
+            .prepare(&cfg2.remote, cfg2.branch.as_deref())
+            .map_err(|e| e.to_string())?;
+        let root = checkout.workdir().to_path_buf();
+        let (edits, _, skipped) = edits_for(&root, &cfg2.path, &objs).map_err(|e| e.to_string())?;
+        Ok::<_, String>((root, checkout.branch().to_string(), edits, skipped))
+    })
+    .await
+    .map_err(|e| refuse(format!("git worker: {e}")))?
+    .map_err(refuse)?;
     if edits.is_empty() {
         return Err(refuse(format!(
             "the manifests in {} of {} already say this; {} has not applied them yet (nothing to commit)",
@@ -532,10 +544,7 @@ async fn route_through_git(
             owner.describe()
         )));
     }
-    let branch = cfg
-        .branch
-        .clone()
-        .unwrap_or_else(|| checkout.branch().to_string());
+    let branch = cfg.branch.clone().unwrap_or(current_branch);
     plan.warnings
         .retain(|w| !w.contains("a direct change will be reverted"));
     plan.warnings.push(format!(
