@@ -395,6 +395,9 @@ async fn run_async(
         }
         match result {
             _ if done.git.is_some() => {}
+            "dry-run" if plan.git.is_some() => {
+                println!("dry run: nothing was committed or pushed (the Git edits are above)")
+            }
             "dry-run" => println!("dry run passed: the server accepted the change{note}"),
             "unchanged" => println!("already as asked: nothing sent{note}"),
             _ => println!("applied in {} ms{note}", done.duration_ms),

@@ -87,8 +87,7 @@ fn commit_push(repo: &Repository, files: &[(&str, &str)], message: &str) -> Stri
 }
 
 fn clone(bare: &Path, into: &Path) -> Repository {
-    let repo = Repository::clone(bare.to_str().expect("utf-8"), into).expect("clone");
-    repo
+    Repository::clone(bare.to_str().expect("utf-8"), into).expect("clone")
 }
 
 struct World {

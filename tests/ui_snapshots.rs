@@ -454,6 +454,7 @@ fn dashboard() -> AppState {
         notice: None,
         dialog: None,
         drill_menu: None,
+        release_menu: None,
         operator: String::new(),
         size: (80, 24),
         quit: false,

@@ -126,7 +126,7 @@ impl Action {
             Action::Confirm => "confirm / open",
             Action::Drill => "rollback drills",
             Action::CancelGuard => "cancel the guard's rollback",
-            Action::Release => "release: open / shelve / conclude (exit checklist)",
+            Action::Release => "release session, checklist",
         }
     }
 

@@ -41,7 +41,7 @@ pub enum MenuStage {
     /// not green); Enter records it.
     Reason {
         step: StepKind,
-        input: TextArea<'static>,
+        input: Box<TextArea<'static>>,
     },
     /// Sent to the runtime.
     Busy(StepKind),
@@ -163,21 +163,21 @@ pub fn menu_key(state: &mut AppState, k: KeyEvent) -> Vec<Cmd> {
                 StepKind::Shelve => {
                     m.stage = MenuStage::Reason {
                         step,
-                        input: reason_input("why is it blocked?"),
+                        input: Box::new(reason_input("why is it blocked?")),
                     };
                     Vec::new()
                 }
                 StepKind::Abandon => {
                     m.stage = MenuStage::Reason {
                         step,
-                        input: reason_input("why abandon it?"),
+                        input: Box::new(reason_input("why abandon it?")),
                     };
                     Vec::new()
                 }
                 StepKind::Conclude if !green => {
                     m.stage = MenuStage::Reason {
                         step,
-                        input: reason_input("override: why conclude anyway?"),
+                        input: Box::new(reason_input("override: why conclude anyway?")),
                     };
                     Vec::new()
                 }

@@ -550,7 +550,7 @@ fn validate_release(src: &Source, r: RawRelease) -> Result<ReleaseConfig, Config
             src,
             r.smoke_interval_seconds,
             d.smoke_interval_seconds,
-            |x| x >= 1.0 && x <= 86_400.0,
+            |x| (1.0..=86_400.0).contains(&x),
             "smoke_interval_seconds must be between 1 and 86400",
         )?,
     })

@@ -418,6 +418,7 @@ async fn run_guard(a: GuardArgs, globals: Globals) -> Result<(), DrillError> {
         r.audit_log.clone(),
         r.operator.clone(),
     );
+    guard.gitops = r.config.gitops_for(&a.app, &r.env.name).cloned();
     let mut out = |line: &str| {
         use std::io::Write;
         let mut o = std::io::stdout().lock();

@@ -104,6 +104,9 @@ pub struct Guard {
     pub settings: Settings,
     pub audit_log: PathBuf,
     pub operator: Operator,
+    /// GitOps: roll back by a commit to the app's manifests (`[apps.NAME.gitops.ENV]`)
+    /// instead of a patch the controller would revert.
+    pub gitops: Option<crate::config::file::GitopsConfig>,
     /// Last blue/green colour or rolling revision seen, and when it changed.
     seen: Option<String>,
     changed_at: Option<Timestamp>,
@@ -160,6 +163,7 @@ impl Guard {
             probe,
             audit_log,
             operator,
+            gitops: None,
             seen: None,
             changed_at: None,
             checker: Checker::new(settings.checks),
@@ -324,7 +328,10 @@ impl Guard {
             &self.namespace,
             &self.app,
             Verb::Rollback,
-            &self.plan_opts(),
+            &PlanOptions {
+                gitops: self.gitops.clone(),
+                ..self.plan_opts()
+            },
         )
         .await
         .map_err(|e| DrillError::Failed(format!("guard: planning the rollback: {e}")))?;

@@ -298,13 +298,16 @@ pub struct ObjectChange {
     pub after: Value,
 }
 
+/// The edits, the new text of each touched file, and what was left out.
+pub type Edits = (Vec<FieldEdit>, Vec<(PathBuf, String)>, Vec<String>);
+
 /// Work out the field edits for `objects` against the manifests in the checkout's work tree.
 /// Returns the edits (with the new text of each touched file) and what was left out.
 pub fn edits_for(
     root: &Path,
     manifests: &Path,
     objects: &[ObjectChange],
-) -> Result<(Vec<FieldEdit>, Vec<(PathBuf, String)>, Vec<String>), ChangeError> {
+) -> Result<Edits, ChangeError> {
     let files = manifest_files(root, manifests)?;
     let mut texts: Vec<(PathBuf, String)> = Vec::new();
     let mut edits = Vec::new();

@@ -123,7 +123,7 @@ async fn run_guard(
                 return;
             }
             let g = guards.entry(app.clone()).or_insert_with(|| {
-                Guard::new(
+                let mut g = Guard::new(
                     site.client.clone(),
                     site.name.clone(),
                     site.context.clone(),
@@ -141,7 +141,9 @@ async fn run_guard(
                     },
                     ctx.audit_log.clone(),
                     site.operator.clone(),
-                )
+                );
+                g.gitops = ctx.settings.gitops_for(&app, &site.name).cloned();
+                g
             });
             let Some(breach) = g.check(&mut quiet).await else {
                 continue;
@@ -259,6 +261,7 @@ async fn check_access(
     let _ = tx.send(Msg::Access { env, access });
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn plan_action(
     env: usize,
     client: Client,

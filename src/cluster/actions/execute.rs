@@ -67,6 +67,20 @@ pub async fn execute(
     op: &Operation,
     opts: &ExecuteOptions,
 ) -> Result<Executed, ActionError> {
+    if opts.dry_run && plan.git.is_some() {
+        // Nothing to ask the server: the change would be a commit (shown by the plan).
+        return Ok(Executed {
+            applied: Applied {
+                plan: plan.clone(),
+                unchanged: false,
+                retried: false,
+            },
+            duration_ms: 0,
+            audit: None,
+            event_error: None,
+            git: None,
+        });
+    }
     if opts.dry_run {
         let started = Instant::now();
         let applied = apply(client, plan, true).await?;
