@@ -104,8 +104,8 @@ impl SyncState {
 
 fn short(rev: &str) -> String {
     match rev.rsplit_once(':') {
-        Some((_, sha)) => sha.chars().take(12).collect(),
-        None => rev.chars().take(12).collect(),
+        Some((_, sha)) => sha.chars().take(8).collect(),
+        None => rev.chars().take(8).collect(),
     }
 }
 

@@ -40,17 +40,18 @@ pub(super) fn rows(v: &EnvView) -> u16 {
 /// `GitOps ✓ abc123def456 on origin/main — Flux Kustomization …: ready, applied … · converged`.
 fn render_git(buf: &mut Buffer, area: Rect, v: &EnvView, g: &crate::app::state::GitSyncView) {
     let t = v.theme();
-    let (mark, style, tail) = if g.converged {
-        ("✓", t.ok, " · cluster converged")
+    let (mark, style, status) = if g.converged {
+        ("✓", t.ok, "cluster converged")
     } else if g.applied {
-        ("…", t.warn, " · cluster converging")
+        ("…", t.warn, "applied, cluster converging")
     } else {
-        ("…", t.warn, " · waiting for the controller")
+        ("…", t.warn, "waiting for the controller")
     };
     let age = duration((v.now.as_millisecond() - g.pushed_at.as_millisecond()) as f64 / 1000.0);
+    // Most important first: narrow panes cut the end.
     let text = format!(
-        "{mark} GitOps: pushed {} to {} {age} ago — {}{tail}",
-        &g.commit[..g.commit.len().min(12)],
+        "{mark} GitOps {status} · pushed {} to {} {age} ago · {}",
+        &g.commit[..g.commit.len().min(8)],
         sanitize(&g.remote_branch),
         sanitize(&g.state)
     );
