@@ -69,6 +69,8 @@ class Shot:
     steps: list = field(default_factory=list)
     # Keys that must end the program once the screen is copied.
     quit: str = "q"
+    # Extra command-line arguments.
+    args: list = field(default_factory=list)
 
     @property
     def light(self) -> bool:
@@ -85,6 +87,10 @@ SHOTS = [
     # `?` shows the key bindings in force; `q` quits from there too.
     Shot("help-dark", 120, 35, "dark", [4, "?", 1.5]),
     # Production: move to it, select checkout, ask to abort; the typed confirmation.
+    # A release of checkout in staging: `o`, `y`, then the exit checklist filling in
+    # (screenshots/release-demo.toml: a passing and a failing smoke check, a 20 s window).
+    Shot("release-checklist-dark", 200, 50, "dark", [8, "g", 0.5, "j", "j", 1, "o", 1, "y", 26],
+         args=["--config", str(HERE / "release-demo.toml")]),
     Shot("confirm-production-dark", 120, 40, "dark", [6, "l", 1, "g", "j", "j", 1, "a", 2, "checkout", 0.5], quit="\x1bq"),
 ]
 
@@ -182,7 +188,7 @@ def run_shot(shot: Shot, binary: Path) -> list:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", shot.rows, shot.cols, 0, 0))
     proc = subprocess.Popen(
-        [str(binary), "--theme", shot.theme],
+        [str(binary), "--theme", shot.theme, *shot.args],
         stdin=slave, stdout=slave, stderr=slave, env=env, cwd=home,
         start_new_session=True,  # the pty becomes its controlling terminal
     )

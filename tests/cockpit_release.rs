@@ -495,3 +495,195 @@ fn a_wide_cockpit_lists_every_item_and_abandons_with_a_reason() {
     c.quit();
     eprintln!("took {:?}", started.elapsed());
 }
+
+// ---------- the menu in-process: concluding needs an evaluated checklist ----------
+
+mod menu {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use jiff::Timestamp;
+    use kockpit::app::release::{self, MenuStage, ReleaseView, StepKind};
+    use kockpit::app::state::{AppState, DeploymentView, EnvState, Pane};
+    use kockpit::app::{Cmd, derive};
+    use kockpit::audit::Operator;
+    use kockpit::release::checklist::{Checklist, Item, Status};
+    use kockpit::release::{Release, State, Transition};
+    use serde_json::json;
+
+    fn key(c: KeyCode) -> KeyEvent {
+        KeyEvent::new(c, KeyModifiers::NONE)
+    }
+
+    fn typed(s: &mut AppState, text: &str) {
+        for ch in text.chars() {
+            assert!(release::menu_key(s, key(KeyCode::Char(ch))).is_empty());
+        }
+    }
+
+    /// Staging with `checkout` (one Deployment at 1.5.0) selected and release #1 open, its
+    /// checklist not evaluated yet (just opened or resumed, or the cockpit just started).
+    fn state() -> AppState {
+        let now: Timestamp = "2026-11-21T02:14:07Z".parse().unwrap();
+        let sel: std::collections::BTreeMap<String, String> =
+            [("app".to_string(), "checkout".to_string())].into();
+        let mut env = EnvState {
+            name: "staging".into(),
+            context: "sandbox".into(),
+            namespace: "staging".into(),
+            ..Default::default()
+        };
+        env.deployments.insert(
+            "checkout".into(),
+            DeploymentView {
+                name: "checkout".into(),
+                labels: sel.clone(),
+                selector: sel.clone(),
+                template_labels: sel,
+                replicas: 1,
+                images: vec!["registry.local/checkout:1.5.0".into()],
+                ..Default::default()
+            },
+        );
+        env.apps = derive::apps(&env);
+        env.selected_app = 0;
+        let release = Release {
+            app: "checkout".into(),
+            environment: "staging".into(),
+            context: "sandbox".into(),
+            namespace: "staging".into(),
+            number: 1,
+            version: "1.5.0".into(),
+            state: State::Open,
+            transitions: vec![Transition {
+                seq: 1,
+                time: now,
+                verb: "open".into(),
+                operator: Operator::default(),
+                reason: None,
+                detail: json!({"release": 1, "version": "1.5.0", "state": "open"}),
+            }],
+            overridden: false,
+        };
+        env.releases.insert(
+            "checkout".into(),
+            ReleaseView {
+                release,
+                checklist: None,
+            },
+        );
+        AppState {
+            envs: vec![env],
+            active_env: 0,
+            focus: Pane::Apps,
+            now,
+            read_only: false,
+            sandbox: true,
+            help: false,
+            filter_input: None,
+            chart_window: 900,
+            notice: None,
+            dialog: None,
+            drill_menu: None,
+            release_menu: None,
+            operator: "oncall".into(),
+            size: (80, 24),
+            quit: false,
+        }
+    }
+
+    /// Before the first evaluation there is nothing to conclude on, not even with a typed
+    /// override: the step would be recorded with an empty checklist and no failing items,
+    /// i.e. as a clean conclusion.
+    #[test]
+    fn conclude_waits_for_the_first_evaluation_of_the_checklist() {
+        let mut s = state();
+        release::open_menu(&mut s);
+        assert!(release::menu_key(&mut s, key(KeyCode::Char('c'))).is_empty());
+        let m = s.release_menu.as_ref().expect("the menu");
+        assert!(
+            matches!(m.stage, MenuStage::Choose),
+            "no override prompt before the checklist is known: {:?}",
+            m.stage
+        );
+        assert!(
+            m.hint
+                .as_deref()
+                .is_some_and(|h| h.contains("not been evaluated")),
+            "{:?}",
+            m.hint
+        );
+
+        // Evaluated now: the key opens the override prompt, the stale hint gone.
+        s.envs[0].releases.get_mut("checkout").unwrap().checklist = Some(Checklist {
+            at: s.now,
+            items: vec![Item {
+                name: "Observation".into(),
+                status: Status::Pending,
+                detail: "clean for 3s of 40s".into(),
+            }],
+        });
+        assert!(release::menu_key(&mut s, key(KeyCode::Char('c'))).is_empty());
+        let m = s.release_menu.as_ref().expect("the menu");
+        assert!(matches!(m.stage, MenuStage::Reason { .. }), "{:?}", m.stage);
+        assert_eq!(m.hint, None);
+
+        // A typed override entered while the checklist is still unknown records nothing.
+        let mut s = state();
+        let failing = Checklist {
+            at: s.now,
+            items: vec![
+                Item {
+                    name: "Pods Ready".into(),
+                    status: Status::Pass,
+                    detail: "1/1 pods of 1.5.0 Ready".into(),
+                },
+                Item {
+                    name: "Observation".into(),
+                    status: Status::Pending,
+                    detail: "clean for 3s of 40s".into(),
+                },
+            ],
+        };
+        s.envs[0].releases.get_mut("checkout").unwrap().checklist = Some(failing.clone());
+        release::open_menu(&mut s);
+        assert!(release::menu_key(&mut s, key(KeyCode::Char('c'))).is_empty());
+        assert!(matches!(
+            s.release_menu.as_ref().unwrap().stage,
+            MenuStage::Reason {
+                step: StepKind::Conclude,
+                ..
+            }
+        ));
+        // Resumed meanwhile: the checklist is gone again.
+        s.envs[0].releases.get_mut("checkout").unwrap().checklist = None;
+        typed(&mut s, "hotfix");
+        assert!(release::menu_key(&mut s, key(KeyCode::Enter)).is_empty());
+        let m = s.release_menu.as_ref().expect("the menu stays");
+        assert!(
+            m.hint
+                .as_deref()
+                .is_some_and(|h| h.contains("not been evaluated")),
+            "{:?}",
+            m.hint
+        );
+
+        // Evaluated (not green): the override goes out with the checklist it overrides.
+        s.envs[0].releases.get_mut("checkout").unwrap().checklist = Some(failing.clone());
+        let cmds = release::menu_key(&mut s, key(KeyCode::Enter));
+        match cmds.as_slice() {
+            [
+                Cmd::ReleaseStep {
+                    step: StepKind::Conclude,
+                    text: Some(t),
+                    checklist: Some(c),
+                    version,
+                    ..
+                },
+            ] => {
+                assert_eq!(t, "hotfix");
+                assert_eq!(**c, failing);
+                assert_eq!(version, "1.5.0");
+            }
+            other => panic!("one conclude step with the checklist: {other:?}"),
+        }
+    }
+}

@@ -890,8 +890,14 @@ fn cli_release_lifecycle() {
     }
     let audit = cli.audit();
     let audit = audit.to_str().expect("utf-8 path");
-    let (out, _) = cli.expect(0, &["audit", "verify", "--file", audit]);
-    assert!(out.contains("ok: 4 entries, chain intact"), "{out}");
+    // `Cli` passes the global `--audit-log`; `--file` names the log explicitly.
+    for args in [
+        &["audit", "verify"][..],
+        &["audit", "verify", "--file", audit],
+    ] {
+        let (out, _) = cli.expect(0, args);
+        assert!(out.contains("ok: 4 entries, chain intact"), "{out}");
+    }
 
     // A second release is numbered 2; abandon needs a reason.
     let (out, _) = run(0, "open", &["--version", "1.5.1"]);

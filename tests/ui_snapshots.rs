@@ -1367,3 +1367,252 @@ fn typed(text: &str) -> ratatui_textarea::TextArea<'static> {
     t.move_cursor(ratatui_textarea::CursorMove::End);
     t
 }
+
+// ---- release sessions and GitOps ----
+
+use kockpit::app::release::{MenuStage, ReleaseMenu, ReleaseView, StepKind};
+use kockpit::app::state::GitSyncView;
+use kockpit::audit::Operator;
+use kockpit::release::checklist::{Checklist, Item, Status};
+use kockpit::release::{Release, State, Transition};
+
+fn transition(seq: u64, ago_s: i64, verb: &str, reason: Option<&str>) -> Transition {
+    Transition {
+        seq,
+        time: ago(ago_s),
+        verb: verb.into(),
+        operator: Operator {
+            os_user: "priya".into(),
+            ..Operator::default()
+        },
+        reason: reason.map(str::to_string),
+        detail: serde_json::json!({"release": 3, "version": "1.5.0"}),
+    }
+}
+
+/// Release #3 of staging's `checkout` (1.5.0), opened 5 minutes ago.
+fn checkout_release(state: State, transitions: Vec<Transition>) -> Release {
+    Release {
+        app: "checkout".into(),
+        environment: "staging".into(),
+        context: "stg".into(),
+        namespace: "shop".into(),
+        number: 3,
+        version: "1.5.0".into(),
+        state,
+        transitions,
+        overridden: false,
+    }
+}
+
+fn item(name: &str, status: Status, detail: &str) -> Item {
+    Item {
+        name: name.into(),
+        status,
+        detail: detail.into(),
+    }
+}
+
+/// 4 of 6: the API smoke check fails, the observation window is counting.
+fn mixed_checklist() -> Checklist {
+    Checklist {
+        at: ago(1),
+        items: vec![
+            item("Pods Ready", Status::Pass, "1/1 pods of 1.5.0 Ready"),
+            item(
+                "Rollout complete",
+                Status::Pass,
+                "deployment checkout-canary successfully rolled out",
+            ),
+            item(
+                "Smoke: api",
+                Status::Fail,
+                "HTTP 503, expected 200 in 4 ms (at 02:14:05)",
+            ),
+            item(
+                "Smoke: db",
+                Status::Pass,
+                "exit 0: schema at migration 42 in 310 ms (at 02:14:05)",
+            ),
+            item("Observation", Status::Pending, "clean for 3s of 40s"),
+            item(
+                "Image traceable",
+                Status::Pass,
+                "registry.example/shop/checkout:1.5.0 on 1 pods, one image ID sha256:bf1b14e9e3f3",
+            ),
+        ],
+    }
+}
+
+/// Staging with the keyboard, its `checkout` release open and evaluated.
+fn open_release() -> AppState {
+    let mut s = dashboard();
+    s.active_env = 0;
+    s.envs[0].releases.insert(
+        "checkout".into(),
+        ReleaseView {
+            release: checkout_release(State::Open, vec![transition(41, 300, "open", None)]),
+            checklist: Some(mixed_checklist()),
+        },
+    );
+    s
+}
+
+const TALL: (u16, u16) = (120, 40);
+
+#[test]
+fn an_open_release_shows_its_checklist_failing_items_first_when_short() {
+    let s = open_release();
+    snap("release_open", &s, &[SMALL, TALL]);
+    let ctx = ctx(Theme::default());
+    let small = draw(&s, &ctx, 80, 24);
+    let screen = text(&small);
+    assert!(
+        screen.contains("Release checkout@staging #3 · 1.5.0 · open 5m00s · 4/6 ✓"),
+        "{screen}"
+    );
+    // Two item rows at 80x24: the failing and pending ones.
+    let (x, y) = find(&small, "✗ Smoke: api");
+    assert!(styled(&small, (x, y), Theme::default().error), "{screen}");
+    assert!(
+        screen
+            .lines()
+            .nth(usize::from(y) + 1)
+            .is_some_and(|l| l.contains("… Observation")),
+        "{screen}"
+    );
+    // Every item in its order when there is room.
+    let tall = text(&draw(&s, &ctx, 120, 40));
+    let rows: Vec<usize> = [
+        "Pods Ready",
+        "Rollout complete",
+        "Smoke: api",
+        "Smoke: db",
+        "Observation",
+        "Image traceable",
+    ]
+    .iter()
+    .map(|n| {
+        tall.lines()
+            .position(|l| l.contains(&format!(" {n} ")))
+            .unwrap_or_else(|| panic!("{n} on screen:\n{tall}"))
+    })
+    .collect();
+    assert!(
+        rows.windows(2).all(|w| w[1] == w[0] + 1),
+        "{rows:?}\n{tall}"
+    );
+}
+
+#[test]
+fn a_green_checklist_says_ready_to_conclude() {
+    let mut s = open_release();
+    let r = s.envs[0].releases.get_mut("checkout").unwrap();
+    for i in &mut r.checklist.as_mut().unwrap().items {
+        i.status = Status::Pass;
+    }
+    let screen = text(&draw(&s, &ctx(Theme::default()), 80, 24));
+    assert!(screen.contains("6/6 ✓ ready to conclude"), "{screen}");
+}
+
+#[test]
+fn a_shelved_release_says_why_and_what_to_do() {
+    let mut s = open_release();
+    s.envs[0].releases.insert(
+        "checkout".into(),
+        ReleaseView {
+            release: checkout_release(
+                State::Shelved,
+                vec![
+                    transition(41, 300, "open", None),
+                    transition(
+                        44,
+                        90,
+                        "shelve",
+                        Some("waiting for the payments schema migration"),
+                    ),
+                ],
+            ),
+            checklist: None,
+        },
+    );
+    snap("release_shelved", &s, &[SMALL]);
+    let screen = text(&draw(&s, &ctx(Theme::default()), 80, 24));
+    assert!(
+        screen.contains("shelved: press o to resume or abandon"),
+        "{screen}"
+    );
+    assert!(screen.contains("blocked: waiting for the"), "{screen}");
+}
+
+#[test]
+fn the_release_menu_lists_the_checklist_and_asks_for_an_override() {
+    let mut s = open_release();
+    s.release_menu = Some(ReleaseMenu {
+        env: 0,
+        app: "checkout".into(),
+        version: "1.5.0".into(),
+        stage: MenuStage::Choose,
+        hint: None,
+    });
+    snap("release_menu", &s, &[SMALL]);
+    s.release_menu = Some(ReleaseMenu {
+        env: 0,
+        app: "checkout".into(),
+        version: "1.5.0".into(),
+        stage: MenuStage::Reason {
+            step: StepKind::Conclude,
+            input: Box::new(typed("hotfix for the payment outage, SRE lead ok")),
+        },
+        hint: None,
+    });
+    snap("release_override", &s, &[SMALL, TALL]);
+    let small = draw(&s, &ctx(Theme::default()), 80, 24);
+    let screen = text(&small);
+    assert!(
+        screen.contains("The exit checklist is not green:"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("✗ Smoke: api: HTTP 503, expected 200"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("… Observation: clean for 3s of 40s"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("✓ Pods Ready:"),
+        "only the failing items: {screen}"
+    );
+    assert!(
+        screen.contains("> hotfix for the payment outage, SRE lead ok"),
+        "{screen}"
+    );
+    let (x, y) = find(&small, "The exit checklist is not green:");
+    assert!(styled(&small, (x, y), Theme::default().error), "{screen}");
+}
+
+#[test]
+fn the_pushed_gitops_change_shows_its_sync_state() {
+    let mut s = dashboard();
+    s.active_env = 0;
+    s.envs[0].git_sync.insert(
+        "checkout".into(),
+        GitSyncView {
+            commit: "3f9c2a1b7d4e8f60a1b2c3d4e5f60718293a4b5c".into(),
+            remote_branch: "origin/main".into(),
+            controller: "Flux Kustomization flux-system/apps".into(),
+            state: "Flux Kustomization flux-system/apps: ready, applied 3f9c2a1b7d4e".into(),
+            applied: true,
+            converged: false,
+            pushed_at: ago(42),
+        },
+    );
+    snap("gitops_sync", &s, &[SMALL, TALL]);
+    let screen = text(&draw(&s, &ctx(Theme::default()), 120, 40));
+    assert!(
+        screen.contains("… GitOps applied, cluster converging · pushed 3f9c2a1b to origin/main 42s ago · Flux Kustomization flux-system/apps: ready, applied 3f9c2a1b7d4e"),
+        "{screen}"
+    );
+}

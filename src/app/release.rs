@@ -159,7 +159,13 @@ pub fn menu_key(state: &mut AppState, k: KeyEvent) -> Vec<Cmd> {
                 .as_ref()
                 .and_then(|r| r.checklist.as_ref())
                 .is_some_and(Checklist::passed);
+            let evaluated = current.as_ref().is_some_and(|r| r.checklist.is_some());
+            m.hint = None;
             match step {
+                StepKind::Conclude if !evaluated => {
+                    m.hint = Some(NOT_EVALUATED.into());
+                    Vec::new()
+                }
                 StepKind::Shelve => {
                     m.stage = MenuStage::Reason {
                         step,
@@ -218,6 +224,8 @@ pub fn menu_key(state: &mut AppState, k: KeyEvent) -> Vec<Cmd> {
     }
 }
 
+const NOT_EVALUATED: &str = "the checklist has not been evaluated yet: try again in a moment";
+
 fn submit(
     state: &mut AppState,
     step: StepKind,
@@ -227,8 +235,9 @@ fn submit(
     let Some(m) = state.release_menu.as_mut() else {
         return Vec::new();
     };
-    if step == StepKind::Conclude && checklist.is_none() && text.is_none() {
-        m.hint = Some("the checklist has not been evaluated yet".into());
+    // Not even with an override: it would be recorded with an empty checklist, i.e. clean.
+    if step == StepKind::Conclude && checklist.is_none() {
+        m.hint = Some(NOT_EVALUATED.into());
         return Vec::new();
     }
     m.stage = MenuStage::Busy(step);

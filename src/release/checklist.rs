@@ -548,9 +548,10 @@ fn image_check(version: &str, mine: &[&Value]) -> Item {
         IMAGE,
         Status::Pass,
         format!(
-            "{} on {} pods, one image ID {id}",
+            "{} on {} pod{}, one image ID {id}",
             images.iter().cloned().collect::<Vec<_>>().join(", "),
-            mine.len()
+            mine.len(),
+            if mine.len() == 1 { "" } else { "s" }
         ),
     )
 }
@@ -562,6 +563,9 @@ fn short_id(id: &str) -> String {
         None => id.chars().take(24).collect(),
     }
 }
+
+/// Fewer requests than this in a point's rate window: its error ratio is not judged.
+pub const MIN_REQUESTS: f64 = 20.0;
 
 async fn observation(cx: &Context<'_>) -> Item {
     const OBS: &str = "Observation";
@@ -608,14 +612,22 @@ async fn observation(cx: &Context<'_>) -> Item {
     let t = cx.thresholds;
     let mut last_breach: Option<(i64, String)> = None;
     let mut last_traffic: Option<i64> = None;
+    // The rate window of each point (as the query used it), to count its requests.
+    let rate_window = crate::metrics::Grid::new(start, end, step)
+        .map(|g| g.window_seconds())
+        .unwrap_or(60) as f64;
     for (i, (ts, rps)) in series.rps.iter().enumerate() {
         let has_traffic = rps.is_some_and(|r| r > 0.0);
         if has_traffic {
             last_traffic = Some(*ts);
         }
+        // One error among a handful of requests is not a 2 % error rate: below
+        // MIN_REQUESTS in the window the error ratio is not judged (latency still is).
+        let enough = rps.is_some_and(|r| r * rate_window >= MIN_REQUESTS);
         let err = series.error_ratio.get(i).and_then(|p| p.1);
         let p99 = series.p99_seconds.get(i).and_then(|p| p.1);
         if has_traffic
+            && enough
             && let Some(e) = err
             && e > t.max_error_ratio
         {

@@ -375,9 +375,15 @@ pub fn checklist_text(c: &Checklist) -> String {
         c.at.strftime("%H:%M:%S"),
         c.summary()
     );
+    let w = c
+        .items
+        .iter()
+        .map(|i| i.name.chars().count())
+        .max()
+        .unwrap_or(0);
     for i in &c.items {
         out.push_str(&format!(
-            "  {} {:<20} {}\n",
+            "  {} {:<w$}  {}\n",
             i.status.mark(),
             i.name,
             i.detail
