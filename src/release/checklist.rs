@@ -170,17 +170,6 @@ pub fn smoke_items(checks: &[SmokeCheck], results: &BTreeMap<String, SmokeResult
         .collect()
 }
 
-fn pod_ready(p: &Value) -> bool {
-    p.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter().any(|c| {
-                c.get("type").and_then(Value::as_str) == Some("Ready")
-                    && c.get("status").and_then(Value::as_str) == Some("True")
-            })
-        })
-}
-
 /// Why a pod is not Ready, in kubectl's words where it has them.
 fn pod_state(p: &Value) -> String {
     let waiting = p
@@ -270,7 +259,7 @@ fn pods_item(cx: &Context<'_>, mine: &[&Value]) -> Item {
     }
     let not_ready: Vec<String> = mine
         .iter()
-        .filter(|p| !pod_ready(p))
+        .filter(|p| !actions::pod_ready(p))
         .map(|p| format!("{} ({})", actions::name_of(p), pod_state(p)))
         .collect();
     let n = mine.len();

@@ -194,6 +194,18 @@ pub(super) fn render_drills(
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled(" ↑/↓ choose · enter start · esc close", t.dim));
+    menu_popup(buf, area, " Rollback drills ", lines, t);
+}
+
+/// A menu popup: `lines` wrapped in a bordered box centred in `area`, as tall as they need
+/// (at most 100 columns wide).
+pub(super) fn menu_popup(
+    buf: &mut Buffer,
+    area: Rect,
+    title: &str,
+    lines: Vec<Line<'_>>,
+    t: &crate::config::theme::Theme,
+) {
     let width = area.width.saturating_sub(4).clamp(20, 100);
     let inner = usize::from(width.saturating_sub(2)).max(1);
     let rows: usize = lines.iter().map(|l| l.width().max(1).div_ceil(inner)).sum();
@@ -201,7 +213,7 @@ pub(super) fn render_drills(
     let popup = super::layout::centered(area, width, height);
     let block = Block::bordered()
         .border_style(t.border_focused)
-        .title(Line::styled(" Rollback drills ", t.title));
+        .title(Line::styled(title.to_string(), t.title));
     Clear.render(popup, buf);
     Paragraph::new(lines)
         .style(t.base)

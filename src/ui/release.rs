@@ -6,7 +6,6 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 
 use super::layout;
 use super::text::{sanitize, truncate};
@@ -271,18 +270,5 @@ pub(super) fn render_menu(
     if let Some(h) = &m.hint {
         lines.push(Line::styled(format!(" {}", sanitize(h)), t.error));
     }
-    let width = area.width.saturating_sub(4).clamp(20, 100);
-    let inner = usize::from(width.saturating_sub(2)).max(1);
-    let rows: usize = lines.iter().map(|l| l.width().max(1).div_ceil(inner)).sum();
-    let height = (rows as u16 + 2).min(area.height);
-    let popup = layout::centered(area, width, height);
-    let block = Block::bordered()
-        .border_style(t.border_focused)
-        .title(Line::styled(" Release ", t.title));
-    Clear.render(popup, buf);
-    Paragraph::new(lines)
-        .style(t.base)
-        .wrap(Wrap { trim: false })
-        .block(block)
-        .render(popup, buf);
+    super::confirm::menu_popup(buf, area, " Release ", lines, t);
 }

@@ -42,7 +42,8 @@ pub async fn goal(_client: &Client, _ns: &str, release: &Release) -> Result<Goal
     }
 }
 
-fn pod_ready(p: &Value) -> bool {
+/// Ready and not terminating.
+pub(crate) fn pod_ready(p: &Value) -> bool {
     p.pointer("/status/conditions")
         .and_then(Value::as_array)
         .is_some_and(|cs| {

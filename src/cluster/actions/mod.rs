@@ -36,6 +36,7 @@ use serde_json::Value;
 pub use access::{Permission, check_permissions, denied_reason, required};
 pub use detect::{Release, ReleaseKind, Router, RouterKind, detect};
 pub use execute::{ExecuteOptions, Executed, Operation, execute};
+pub(crate) use flip::pod_ready;
 pub use rollback::{Revision, history};
 
 /// What the operator asks for.
