@@ -148,7 +148,9 @@ impl World {
     }
 }
 
-fn world() -> World {
+/// The sandbox, a bare repository with `app`'s manifests at `apps/APP/staging/FILE`, the
+/// operator's checkout, and Flux applying that path; waits until `ready` holds.
+fn world(app: &str, file: &str, text: &str, ready: &dyn Fn(&World) -> bool) -> World {
     let sb = SandboxProc::start(&["--speed", "5"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let bare = dir.path().join("deploy.git");
@@ -158,17 +160,14 @@ fn world() -> World {
     ci.set_head("refs/heads/main").expect("HEAD");
     ci.remote("origin", bare.to_str().expect("utf-8"))
         .expect("remote");
-    commit_push(
-        &ci,
-        &[("apps/shop/staging/shop.yaml", &manifest("1.0.0"))],
-        "shop 1.0.0",
-    );
+    let rel = format!("apps/{app}/staging/{file}");
+    commit_push(&ci, &[(rel.as_str(), text)], &format!("{app}: first"));
     let checkout = dir.path().join("deploy");
     clone(&bare, &checkout);
     std::fs::write(
         dir.path().join("config.toml"),
         format!(
-            "[apps.shop.gitops.staging]\nrepo = \"{}\"\npath = \"apps/shop/staging\"\n",
+            "[apps.{app}.gitops.staging]\nrepo = \"{}\"\npath = \"apps/{app}/staging\"\n",
             checkout.display()
         ),
     )
@@ -177,7 +176,7 @@ fn world() -> World {
         .expect("file URL")
         .to_string();
     let flux = format!(
-        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: deploy\n  namespace: staging\nspec:\n  url: {url}\n  interval: 2s\n  ref:\n    branch: main\n---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: shop\n  namespace: staging\nspec:\n  sourceRef:\n    kind: GitRepository\n    name: deploy\n  path: ./apps/shop/staging\n  interval: 2s\n  prune: false\n"
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: deploy\n  namespace: staging\nspec:\n  url: {url}\n  interval: 2s\n  ref:\n    branch: main\n---\napiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: {app}\n  namespace: staging\nspec:\n  sourceRef:\n    kind: GitRepository\n    name: deploy\n  path: ./apps/{app}/staging\n  interval: 2s\n  prune: false\n"
     );
     let f = dir.path().join("flux.yaml");
     std::fs::write(&f, flux).expect("flux manifest");
@@ -190,13 +189,7 @@ fn world() -> World {
         checkout,
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !(w
-        .sb
-        .kubectl(&["get", "deployment", "shop", "-n", "staging"])
-        .status
-        .success()
-        && w.image() == "registry.local/shop:1.0.0")
-    {
+    while !ready(&w) {
         if std::time::Instant::now() > deadline {
             let flux = w.sb.kubectl(&[
                 "get",
@@ -207,7 +200,7 @@ fn world() -> World {
                 "yaml",
             ]);
             panic!(
-                "Flux did not apply shop 1.0.0 in 30 s:\n{}{}",
+                "Flux did not apply {app} in 30 s:\n{}{}",
                 String::from_utf8_lossy(&flux.stdout),
                 String::from_utf8_lossy(&flux.stderr)
             );
@@ -219,7 +212,12 @@ fn world() -> World {
 
 #[test]
 fn a_gitops_rollback_is_a_commit_that_flux_applies() {
-    let w = world();
+    let w = world("shop", "shop.yaml", &manifest("1.0.0"), &|w| {
+        w.sb.kubectl(&["get", "deployment", "shop", "-n", "staging"])
+            .status
+            .success()
+            && w.image() == "registry.local/shop:1.0.0"
+    });
     // Flux's labels make it GitOps-managed.
     assert_eq!(
         w.sb.jsonpath(
@@ -404,4 +402,143 @@ fn a_gitops_rollback_is_a_commit_that_flux_applies() {
         "{out}"
     );
     assert_eq!(w.bare_head(), head, "nothing was pushed");
+}
+
+/// A canary split by an HTTPRoute, all in one file.
+const CANARY: &str = "# web: stable and canary behind one HTTPRoute
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: staging
+  labels: {app: web, track: stable}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web, track: stable}
+  template:
+    metadata:
+      labels: {app: web, track: stable}
+    spec:
+      containers:
+        - name: web
+          image: registry.local/web:2.0.0
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web-canary
+  namespace: staging
+  labels: {app: web, track: canary}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: web, track: canary}
+  template:
+    metadata:
+      labels: {app: web, track: canary}
+    spec:
+      containers:
+        - name: web
+          image: registry.local/web:2.1.0
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-stable, namespace: staging, labels: {app: web}}
+spec:
+  selector: {app: web, track: stable}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-canary, namespace: staging, labels: {app: web}}
+spec:
+  selector: {app: web, track: canary}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: web
+  namespace: staging
+  labels:
+    app: web
+spec:
+  parentRefs:
+    - name: public
+      namespace: gateway-system
+  rules:
+    - backendRefs:
+        # stable first
+        - name: web-stable
+          port: 80
+          weight: 90
+        - name: web-canary
+          port: 80
+          weight: 10   # canary share
+";
+
+#[test]
+fn a_gitops_promote_commits_the_new_weights() {
+    let weights = |w: &World| {
+        w.sb.kubectl(&[
+            "get",
+            "httproute",
+            "web",
+            "-n",
+            "staging",
+            "-o",
+            "jsonpath={.spec.rules[0].backendRefs[*].weight}",
+        ])
+    };
+    let w = world("web", "web.yaml", CANARY, &|w| {
+        let out = weights(w);
+        out.status.success() && String::from_utf8_lossy(&out.stdout) == "90 10"
+    });
+    let out = w.expect(
+        0,
+        &[
+            "promote",
+            "web",
+            "--env",
+            STAGING,
+            "--yes",
+            "--reason",
+            "canary clean for 30 min",
+        ],
+    );
+    assert!(out.contains("pushed to origin/main"), "{out}");
+    let head = w.bare_head();
+    let bare = Repository::open_bare(&w.bare).expect("bare");
+    let commit = bare
+        .find_commit(git2::Oid::from_str(&head).expect("oid"))
+        .expect("commit");
+    let msg = commit.message().expect("utf-8");
+    assert!(msg.starts_with("kockpit: promote web in staging"), "{msg}");
+    assert!(msg.contains("Reason: canary clean for 30 min"), "{msg}");
+    assert!(
+        msg.contains("HTTPRoute/web spec.rules[0].backendRefs[name=web-canary].weight = 10"),
+        "{msg}"
+    );
+    let blob = commit
+        .tree()
+        .expect("tree")
+        .get_path(Path::new("apps/web/staging/web.yaml"))
+        .expect("file")
+        .to_object(&bare)
+        .expect("blob")
+        .peel_to_blob()
+        .expect("blob");
+    // The next step (10 → 25): both weights, nothing else, comments kept.
+    assert_eq!(
+        String::from_utf8_lossy(blob.content()),
+        CANARY
+            .replace("weight: 90", "weight: 75")
+            .replace("weight: 10   # canary share", "weight: 25   # canary share")
+    );
+    eventually(Duration::from_secs(30), "Flux to apply the weights", || {
+        let out = weights(&w);
+        (String::from_utf8_lossy(&out.stdout) == "75 25").then_some(())
+    });
+    w.expect(0, &["audit", "verify"]);
 }
