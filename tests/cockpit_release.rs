@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use common::SandboxProc;
 use common::pty::Pty;
 
-const T: Duration = Duration::from_secs(20);
+const T: Duration = Duration::from_secs(30);
 
 /// Apps in the order the cockpit lists them (by name).
 const APPS: [&str; 8] = [

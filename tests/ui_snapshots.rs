@@ -1542,7 +1542,7 @@ fn a_shelved_release_says_why_and_what_to_do() {
         screen.contains("shelved: press o to resume or abandon"),
         "{screen}"
     );
-    assert!(screen.contains("blocked: waiting for the"), "{screen}");
+    assert!(screen.contains("blocked: waiting for"), "{screen}");
 }
 
 #[test]
@@ -1610,7 +1610,15 @@ fn the_pushed_gitops_change_shows_its_sync_state() {
         },
     );
     snap("gitops_sync", &s, &[SMALL, TALL]);
-    let screen = text(&draw(&s, &ctx(Theme::default()), 120, 40));
+    let small = draw(&s, &ctx(Theme::default()), 80, 24);
+    let (x, y) = find(
+        &small,
+        "… GitOps applied, cluster converging · pushed 3f9c2a1b",
+    );
+    assert!(styled(&small, (x, y), Theme::default().warn));
+    // Staging alone, wide: the whole line.
+    s.envs.truncate(1);
+    let screen = text(&draw(&s, &ctx(Theme::default()), 160, 40));
     assert!(
         screen.contains("… GitOps applied, cluster converging · pushed 3f9c2a1b to origin/main 42s ago · Flux Kustomization flux-system/apps: ready, applied 3f9c2a1b7d4e"),
         "{screen}"

@@ -25,7 +25,10 @@ use crate::release::{self, Ledger, State, Step, Who};
 /// How often an open release's checklist is evaluated.
 const CHECK_EVERY: Duration = Duration::from_secs(2);
 
-type SmokeRuns = Arc<Mutex<BTreeMap<(String, u64), (Instant, BTreeMap<String, SmokeResult>)>>>;
+/// Smoke results per (app, release number, last open/resume): a resumed release runs its
+/// checks afresh rather than showing results from before it was shelved.
+type RunKey = (String, u64, Timestamp);
+type SmokeRuns = Arc<Mutex<BTreeMap<RunKey, (Instant, BTreeMap<String, SmokeResult>)>>>;
 
 /// Watch `env`'s releases until cancelled. `wake` makes it look at once (after a step).
 pub async fn run(
@@ -39,7 +42,7 @@ pub async fn run(
     let mut seen: Option<(u64, Option<SystemTime>)> = None;
     let mut ledger = Ledger::default();
     let smoke: SmokeRuns = Arc::default();
-    let running: Arc<Mutex<std::collections::BTreeSet<(String, u64)>>> = Arc::default();
+    let running: Arc<Mutex<std::collections::BTreeSet<RunKey>>> = Arc::default();
     let interval = Duration::from_secs_f64(ev.config.release.smoke_interval_seconds.max(1.0));
     loop {
         let meta = std::fs::metadata(&audit_log)
@@ -64,7 +67,7 @@ pub async fn run(
             .cloned()
             .collect();
         for r in open {
-            let key = (r.app.clone(), r.number);
+            let key = (r.app.clone(), r.number, r.started());
             let due = smoke
                 .lock()
                 .map(|m| m.get(&key).is_none_or(|(t, _)| t.elapsed() >= interval))
@@ -83,7 +86,7 @@ pub async fn run(
                 );
                 tokio::spawn(async move {
                     let results = ev2.run_smoke(&r2).await;
-                    let key = (r2.app.clone(), r2.number);
+                    let key = (r2.app.clone(), r2.number, r2.started());
                     if let Ok(mut m) = smoke2.lock() {
                         m.insert(key.clone(), (Instant::now(), results));
                     }

@@ -84,7 +84,12 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, v: &EnvView) {
     let t = v.theme();
     let w = usize::from(area.width);
     let rel = &r.release;
-    let age = duration((v.now.as_millisecond() - rel.opened().as_millisecond()) as f64 / 1000.0);
+    // Open: since it was opened; shelved: since it was shelved.
+    let since = match rel.state {
+        State::Shelved => rel.transitions.last().map_or(rel.opened(), |t| t.time),
+        _ => rel.opened(),
+    };
+    let age = duration((v.now.as_millisecond() - since.as_millisecond()) as f64 / 1000.0);
     let mut title = format!(
         "Release {} · {} · {} {age}",
         sanitize(&rel.id()),
