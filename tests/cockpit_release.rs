@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -34,39 +32,6 @@ const APPS: [&str; 8] = [
     "search",
 ];
 
-/// A loopback HTTP server answering every request 503 until `healthy` is set, then 200.
-fn health_server() -> (String, Arc<AtomicBool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let healthy = Arc::new(AtomicBool::new(false));
-    let flag = healthy.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 1024];
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-            let (status, body) = if flag.load(Ordering::SeqCst) {
-                ("200 OK", "ok")
-            } else {
-                ("503 Service Unavailable", "starting")
-            };
-            let _ = write!(
-                s,
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    (format!("http://{addr}"), healthy)
-}
-
 struct Cockpit {
     pty: Pty,
     audit: PathBuf,
@@ -77,7 +42,7 @@ struct Cockpit {
 /// The cockpit on staging only, `cols`×`rows`, with an observation window of
 /// `observation` seconds and the two smoke checks of `checkout` (run every second).
 fn cockpit(sb: &SandboxProc, cols: u16, rows: u16, observation: u32) -> Cockpit {
-    let (url, healthy) = health_server();
+    let (url, healthy) = common::health_server();
     let dir = tempfile::tempdir().expect("dir");
     let audit = dir.path().join("audit.jsonl");
     let config = dir.path().join("config.toml");

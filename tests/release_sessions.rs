@@ -7,12 +7,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -122,39 +119,6 @@ fn secs_since(t: Timestamp, now: Timestamp) -> f64 {
     (now.as_millisecond() - t.as_millisecond()) as f64 / 1000.0
 }
 
-/// A loopback HTTP server answering every request 503 until `healthy` is set, then 200.
-fn health_server() -> (String, Arc<AtomicBool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let healthy = Arc::new(AtomicBool::new(false));
-    let flag = healthy.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 1024];
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-            let (status, body) = if flag.load(Ordering::SeqCst) {
-                ("200 OK", "ok")
-            } else {
-                ("503 Service Unavailable", "starting")
-            };
-            let _ = write!(
-                s,
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    (format!("http://{addr}"), healthy)
-}
-
 /// `kubectl set image deployment/NAME CONTAINER=IMAGE`, through the API.
 async fn set_image(r: &Running, ns: &str, name: &str, container: &str, image: &str) {
     let client = kockpit::cluster::client::for_url(&r.url(), "test").expect("client");
@@ -209,7 +173,7 @@ impl Greens {
 async fn checklist_turns_green_in_order_on_a_manual_clock() {
     let started = Instant::now();
     let r = manual_sandbox().await;
-    let (url, healthy) = health_server();
+    let (url, healthy) = common::health_server();
     // The error threshold is raised from 1 %: at staging's ~1 request/s to the canary, a single
     // simulated 0.1 % error in a one-minute rate window is already 2 % and would restart the
     // window at random. A real breach (the fault in the next test) is far above it.

@@ -243,3 +243,38 @@ pub fn http_post_json(url: &str, body: &str) -> String {
     assert!((200..300).contains(&status), "POST {url}: {status} {text}");
     text
 }
+
+/// A loopback HTTP server answering every request 503 until `healthy` is set, then 200.
+pub fn health_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = healthy.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match std::io::Read::read(&mut s, &mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let (status, body) = if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                ("200 OK", "ok")
+            } else {
+                ("503 Service Unavailable", "starting")
+            };
+            let _ = std::io::Write::write_fmt(
+                &mut s,
+                format_args!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                ),
+            );
+        }
+    });
+    (format!("http://{addr}"), healthy)
+}
