@@ -127,10 +127,12 @@ pub(super) fn render(buf: &mut Buffer, area: Rect, state: &AppState, d: &Dialog,
     let rows: usize = lines.iter().map(|l| l.width().max(1).div_ceil(inner)).sum();
     let height = (rows as u16 + 2).min(area.height);
     let popup = super::layout::centered(area, width, height);
+    let via_git = matches!(&d.stage, Stage::Confirm(p) | Stage::Applying(p) if p.git.is_some());
     let title = format!(
-        " {} {}{} ",
+        " {} {}{}{} ",
         d.verb,
         d.app,
+        if via_git { " via Git" } else { "" },
         if d.production { " — PRODUCTION" } else { "" }
     );
     let block = Block::bordered()
