@@ -1,6 +1,6 @@
 //! The cockpit's release poller: per environment, the open releases from the audit log (read
 //! again whenever the log changes, so a release opened with `kockpit release open` elsewhere
-//! appears within a second), each open one's exit checklist every two seconds, and its smoke
+//! appears within two seconds), each open one's exit checklist every two seconds, and its smoke
 //! checks every `[release] smoke_interval_seconds`. Recording a step from the menu goes
 //! through the same code as `kockpit release …`.
 
