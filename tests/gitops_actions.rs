@@ -542,3 +542,108 @@ fn a_gitops_promote_commits_the_new_weights() {
     });
     w.expect(0, &["audit", "verify"]);
 }
+
+/// Blue/green behind one Service's selector.
+const BLUE_GREEN: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: pay-blue, namespace: staging, labels: {app: pay, color: blue}}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: pay, color: blue}
+  template:
+    metadata:
+      labels: {app: pay, color: blue}
+    spec:
+      containers:
+        - {name: pay, image: registry.local/pay:3.0.0}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: pay-green, namespace: staging, labels: {app: pay, color: green}}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: pay, color: green}
+  template:
+    metadata:
+      labels: {app: pay, color: green}
+    spec:
+      containers:
+        - {name: pay, image: registry.local/pay:3.1.0}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: pay
+  namespace: staging
+spec:
+  selector:
+    app: pay
+    color: blue   # the live colour
+  ports:
+    - port: 80
+      targetPort: 8080
+";
+
+#[test]
+fn a_gitops_flip_commits_the_new_selector() {
+    let colour = |w: &World| {
+        w.sb.kubectl(&[
+            "get",
+            "service",
+            "pay",
+            "-n",
+            "staging",
+            "-o",
+            "jsonpath={.spec.selector.color}",
+        ])
+    };
+    let w = world("pay", "pay.yaml", BLUE_GREEN, &|w| {
+        let out = colour(w);
+        let ready = w.sb.kubectl(&[
+            "get",
+            "deployment",
+            "pay-green",
+            "-n",
+            "staging",
+            "-o",
+            "jsonpath={.status.readyReplicas}",
+        ]);
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout) == "blue"
+            && String::from_utf8_lossy(&ready.stdout) == "1"
+    });
+    let out = w.expect(0, &["flip", "pay", "--env", STAGING, "--yes"]);
+    assert!(out.contains("pushed to origin/main"), "{out}");
+    let bare = Repository::open_bare(&w.bare).expect("bare");
+    let head = w.bare_head();
+    let commit = bare
+        .find_commit(git2::Oid::from_str(&head).expect("oid"))
+        .expect("commit");
+    let blob = commit
+        .tree()
+        .expect("tree")
+        .get_path(Path::new("apps/pay/staging/pay.yaml"))
+        .expect("file")
+        .to_object(&bare)
+        .expect("blob")
+        .peel_to_blob()
+        .expect("blob");
+    assert_eq!(
+        String::from_utf8_lossy(blob.content()),
+        BLUE_GREEN.replace(
+            "color: blue   # the live colour",
+            "color: green   # the live colour"
+        )
+    );
+    let msg = commit.message().expect("utf-8");
+    assert!(
+        msg.contains("Previous-Value: Service/pay spec.selector.color = blue"),
+        "{msg}"
+    );
+    assert!(msg.contains("Reason: (none given)"), "{msg}");
+    eventually(Duration::from_secs(30), "Flux to flip the Service", || {
+        (String::from_utf8_lossy(&colour(&w).stdout) == "green").then_some(())
+    });
+}
