@@ -1,9 +1,10 @@
-//! GitOps forward rollback, end to end: an app that the sandbox's Flux applies from a bare
-//! Git repository, rolled back with `kockpit rollback` while `[apps.shop.gitops.staging]`
-//! names the operator's checkout. The rollback lands as a commit (one line changed, comments
+//! GitOps forward actions, end to end: apps that the sandbox's Flux applies from a bare Git
+//! repository, changed with `kockpit rollback|promote|flip` while `[apps.APP.gitops.staging]`
+//! names the operator's checkout. A rollback lands as a commit (one line changed, comments
 //! kept, a message naming the operator, reason and previous value) pushed to the bare
 //! repository, Flux applies it and the cluster converges; a dirty checkout and one with a
-//! local commit are refused before anything is audited; the audit chain verifies.
+//! local commit are refused before anything is audited; the audit chain verifies. A canary
+//! promote changes both HTTPRoute weights; a blue/green flip changes the Service selector.
 
 mod common;
 
