@@ -32,7 +32,22 @@ pub fn format_line(entry: &Entry, outcome: Option<&Entry>) -> String {
         Some(ip) => format!("{}@{}", entry.operator.os_user, ip),
         None => entry.operator.os_user.clone(),
     };
-    let change = if entry.before.is_null() && entry.after.is_null() {
+    let change = if entry.action.starts_with("release-") {
+        // `release-conclude #3 1.5.0 → concluded (override: Observation)`.
+        let a = &entry.after;
+        let mut s = format!(
+            "{} #{} {} → {}",
+            entry.action,
+            a.get("release").and_then(Value::as_u64).unwrap_or(0),
+            a.get("version").and_then(Value::as_str).unwrap_or("?"),
+            a.get("state").and_then(Value::as_str).unwrap_or("?")
+        );
+        if let Some(f) = a.get("failing").and_then(Value::as_array) {
+            let names: Vec<&str> = f.iter().filter_map(Value::as_str).collect();
+            s.push_str(&format!(" (override: {})", names.join(", ")));
+        }
+        s
+    } else if entry.before.is_null() && entry.after.is_null() {
         entry.action.clone()
     } else {
         format!(
@@ -118,6 +133,20 @@ mod tests {
         e.time = "2026-11-22T02:10:03Z".parse().unwrap_or(e.time);
         e.reason = Some("reason".into());
         e
+    }
+
+    #[test]
+    fn release_transitions_read_as_such() {
+        let mut e = intent();
+        e.phase = Phase::Event;
+        e.action = "release-conclude".into();
+        e.object = "Release/checkout".into();
+        e.after = json!({"release": 3, "version": "1.5.0", "state": "concluded", "failing": ["Observation"]});
+        let line = format_line(&e, None);
+        assert!(
+            line.contains("release-conclude #3 1.5.0 → concluded (override: Observation)  priya@10.0.0.5  EVENT"),
+            "{line}"
+        );
     }
 
     #[test]
