@@ -141,6 +141,44 @@ impl World {
         )
     }
 
+    /// One field of a staging object (`jsonpath`), None while it does not exist.
+    fn field(&self, kind: &str, name: &str, path: &str) -> Option<String> {
+        let out = self.sb.kubectl(&[
+            "get",
+            kind,
+            name,
+            "-n",
+            "staging",
+            "-o",
+            &format!("jsonpath={path}"),
+        ]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The head commit of the bare repository: its message and the text of `path` in it.
+    fn pushed(&self, path: &str) -> (String, String) {
+        let bare = Repository::open_bare(&self.bare).expect("bare");
+        let head = self.bare_head();
+        let commit = bare
+            .find_commit(git2::Oid::from_str(&head).expect("oid"))
+            .expect("commit");
+        let blob = commit
+            .tree()
+            .expect("tree")
+            .get_path(Path::new(path))
+            .expect("file")
+            .to_object(&bare)
+            .expect("blob")
+            .peel_to_blob()
+            .expect("blob");
+        (
+            commit.message().expect("utf-8").to_string(),
+            String::from_utf8_lossy(blob.content()).into_owned(),
+        )
+    }
+
     fn bare_head(&self) -> String {
         let bare = Repository::open_bare(&self.bare).expect("bare");
         bare.refname_to_id("refs/heads/main")
@@ -481,20 +519,9 @@ spec:
 
 #[test]
 fn a_gitops_promote_commits_the_new_weights() {
-    let weights = |w: &World| {
-        w.sb.kubectl(&[
-            "get",
-            "httproute",
-            "web",
-            "-n",
-            "staging",
-            "-o",
-            "jsonpath={.spec.rules[0].backendRefs[*].weight}",
-        ])
-    };
+    const WEIGHTS: &str = "{.spec.rules[0].backendRefs[*].weight}";
     let w = world("web", "web.yaml", CANARY, &|w| {
-        let out = weights(w);
-        out.status.success() && String::from_utf8_lossy(&out.stdout) == "90 10"
+        w.field("httproute", "web", WEIGHTS).as_deref() == Some("90 10")
     });
     let out = w.expect(
         0,
@@ -509,37 +536,22 @@ fn a_gitops_promote_commits_the_new_weights() {
         ],
     );
     assert!(out.contains("pushed to origin/main"), "{out}");
-    let head = w.bare_head();
-    let bare = Repository::open_bare(&w.bare).expect("bare");
-    let commit = bare
-        .find_commit(git2::Oid::from_str(&head).expect("oid"))
-        .expect("commit");
-    let msg = commit.message().expect("utf-8");
+    let (msg, text) = w.pushed("apps/web/staging/web.yaml");
     assert!(msg.starts_with("kockpit: promote web in staging"), "{msg}");
     assert!(msg.contains("Reason: canary clean for 30 min"), "{msg}");
     assert!(
         msg.contains("HTTPRoute/web spec.rules[0].backendRefs[name=web-canary].weight = 10"),
         "{msg}"
     );
-    let blob = commit
-        .tree()
-        .expect("tree")
-        .get_path(Path::new("apps/web/staging/web.yaml"))
-        .expect("file")
-        .to_object(&bare)
-        .expect("blob")
-        .peel_to_blob()
-        .expect("blob");
     // The next step (10 → 25): both weights, nothing else, comments kept.
     assert_eq!(
-        String::from_utf8_lossy(blob.content()),
+        text,
         CANARY
             .replace("weight: 90", "weight: 75")
             .replace("weight: 10   # canary share", "weight: 25   # canary share")
     );
     eventually(Duration::from_secs(30), "Flux to apply the weights", || {
-        let out = weights(&w);
-        (String::from_utf8_lossy(&out.stdout) == "75 25").then_some(())
+        (w.field("httproute", "web", WEIGHTS).as_deref() == Some("75 25")).then_some(())
     });
     w.expect(0, &["audit", "verify"]);
 }
@@ -589,62 +601,29 @@ spec:
 
 #[test]
 fn a_gitops_flip_commits_the_new_selector() {
-    let colour = |w: &World| {
-        w.sb.kubectl(&[
-            "get",
-            "service",
-            "pay",
-            "-n",
-            "staging",
-            "-o",
-            "jsonpath={.spec.selector.color}",
-        ])
-    };
+    const COLOUR: &str = "{.spec.selector.color}";
     let w = world("pay", "pay.yaml", BLUE_GREEN, &|w| {
-        let out = colour(w);
-        let ready = w.sb.kubectl(&[
-            "get",
-            "deployment",
-            "pay-green",
-            "-n",
-            "staging",
-            "-o",
-            "jsonpath={.status.readyReplicas}",
-        ]);
-        out.status.success()
-            && String::from_utf8_lossy(&out.stdout) == "blue"
-            && String::from_utf8_lossy(&ready.stdout) == "1"
+        w.field("service", "pay", COLOUR).as_deref() == Some("blue")
+            && w.field("deployment", "pay-green", "{.status.readyReplicas}")
+                .as_deref()
+                == Some("1")
     });
     let out = w.expect(0, &["flip", "pay", "--env", STAGING, "--yes"]);
     assert!(out.contains("pushed to origin/main"), "{out}");
-    let bare = Repository::open_bare(&w.bare).expect("bare");
-    let head = w.bare_head();
-    let commit = bare
-        .find_commit(git2::Oid::from_str(&head).expect("oid"))
-        .expect("commit");
-    let blob = commit
-        .tree()
-        .expect("tree")
-        .get_path(Path::new("apps/pay/staging/pay.yaml"))
-        .expect("file")
-        .to_object(&bare)
-        .expect("blob")
-        .peel_to_blob()
-        .expect("blob");
+    let (msg, text) = w.pushed("apps/pay/staging/pay.yaml");
     assert_eq!(
-        String::from_utf8_lossy(blob.content()),
+        text,
         BLUE_GREEN.replace(
             "color: blue   # the live colour",
             "color: green   # the live colour"
         )
     );
-    let msg = commit.message().expect("utf-8");
     assert!(
         msg.contains("Previous-Value: Service/pay spec.selector.color = blue"),
         "{msg}"
     );
     assert!(msg.contains("Reason: (none given)"), "{msg}");
     eventually(Duration::from_secs(30), "Flux to flip the Service", || {
-        (String::from_utf8_lossy(&colour(&w).stdout) == "green").then_some(())
+        (w.field("service", "pay", COLOUR).as_deref() == Some("green")).then_some(())
     });
 }
