@@ -17,6 +17,15 @@ use git2::{Repository, Signature};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kockpit");
 const STAGING: &str = "staging=sandbox/staging";
+const ROLLBACK: &[&str] = &[
+    "rollback",
+    "shop",
+    "--env",
+    STAGING,
+    "--yes",
+    "--reason",
+    "1.1.0 breaks checkout",
+];
 
 const MANIFEST: &str = "# shop: the storefront (team web)
 apiVersion: apps/v1
@@ -288,18 +297,7 @@ fn a_gitops_rollback_is_a_commit_that_flux_applies() {
     let file = w.checkout.join("apps/shop/staging/shop.yaml");
     let original = std::fs::read_to_string(&file).expect("read");
     std::fs::write(&file, format!("{original}# local edit\n")).expect("dirty");
-    let out = w.expect(
-        3,
-        &[
-            "rollback",
-            "shop",
-            "--env",
-            STAGING,
-            "--yes",
-            "--reason",
-            "1.1.0 breaks checkout",
-        ],
-    );
+    let out = w.expect(3, ROLLBACK);
     assert!(out.contains("uncommitted changes"), "{out}");
     assert!(out.contains("shop.yaml"), "{out}");
     assert!(
@@ -312,18 +310,7 @@ fn a_gitops_rollback_is_a_commit_that_flux_applies() {
 
     // The rollback: a commit on origin/main, not a patch.
     let before_head = w.bare_head();
-    let out = w.expect(
-        0,
-        &[
-            "rollback",
-            "shop",
-            "--env",
-            STAGING,
-            "--yes",
-            "--reason",
-            "1.1.0 breaks checkout",
-        ],
-    );
+    let out = w.expect(0, ROLLBACK);
     assert!(out.contains("pushed to origin/main"), "{out}");
     assert!(out.contains("Flux Kustomization staging/shop"), "{out}");
     let head = w.bare_head();
