@@ -184,7 +184,7 @@ fn gitops_commit(c: &mut Criterion) {
                     ("1.4.1", "1.4.2")
                 };
                 let change = ObjectChange {
-                    kind: "Deployment".into(),
+                    res: kockpit::cluster::actions::Res::DEPLOYMENT,
                     name: "checkout".into(),
                     before: image(from),
                     after: image(to),

@@ -10,27 +10,7 @@ use super::state::{AppState, AppView, Notice, Role};
 use crate::release::checklist::Checklist;
 use crate::release::{Release, State};
 
-/// What the menu would do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepKind {
-    Open,
-    Shelve,
-    Resume,
-    Conclude,
-    Abandon,
-}
-
-impl StepKind {
-    pub fn verb(self) -> &'static str {
-        match self {
-            StepKind::Open => "open",
-            StepKind::Shelve => "shelve",
-            StepKind::Resume => "resume",
-            StepKind::Conclude => "conclude",
-            StepKind::Abandon => "abandon",
-        }
-    }
-}
+pub use crate::release::StepKind;
 
 /// The release menu's stage.
 #[derive(Debug, Clone)]

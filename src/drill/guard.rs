@@ -131,6 +131,8 @@ pub struct Breach {
     pub why: String,
 }
 
+/// The version label the metrics carry: the whole digest of a digest reference (not the
+/// shortened one the cockpit shows, [`crate::cluster::actions::template_tag`]).
 fn deployment_tag(d: &Value) -> Option<String> {
     d.pointer("/spec/template/spec/containers/0/image")
         .and_then(Value::as_str)

@@ -292,7 +292,8 @@ fn locate(
 /// One object's change: the live object and the object as the action would leave it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectChange {
-    pub kind: String,
+    /// Its resource type (`res.kind` finds it in the manifests).
+    pub res: crate::cluster::actions::Res,
     pub name: String,
     pub before: Value,
     pub after: Value,
@@ -313,12 +314,12 @@ pub fn edits_for(
     let mut edits = Vec::new();
     let mut skipped = Vec::new();
     for o in objects {
-        let object = format!("{}/{}", o.kind, o.name);
+        let object = format!("{}/{}", o.res.kind, o.name);
         let changes = diff(&o.before, &o.after)?;
         if changes.is_empty() {
             continue;
         }
-        let Some((file, text, doc)) = locate(root, &files, &o.kind, &o.name)? else {
+        let Some((file, text, doc)) = locate(root, &files, o.res.kind, &o.name)? else {
             return Err(ChangeError::Refused(format!(
                 "{object} is not in {} of the GitOps checkout {}: cannot write the change to Git (check [apps.…gitops] path); nothing was written",
                 manifests.display(),
@@ -358,7 +359,7 @@ pub fn edits_for(
             })?;
             edits.push(FieldEdit {
                 object: object.clone(),
-                kind: o.kind.clone(),
+                kind: o.res.kind.to_string(),
                 name: o.name.clone(),
                 path: path.clone(),
                 old: edit.old.clone(),
@@ -472,34 +473,13 @@ pub async fn converged(
     objects: &[ObjectChange],
     edits: &[FieldEdit],
 ) -> bool {
-    use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
     for o in objects {
-        let api_version = o
-            .before
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("v1");
-        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let plural = format!("{}s", o.kind.to_lowercase());
-        let plural = if o.kind == "Ingress" {
-            "ingresses".to_string()
-        } else {
-            plural
-        };
-        let ar = ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk(group, version, &o.kind),
-            &plural,
-        );
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
-        let Ok(live) = api.get(&o.name).await else {
-            return false;
-        };
-        let Ok(live) = serde_json::to_value(live) else {
+        let Ok(live) = crate::cluster::actions::get(client, ns, &o.res, &o.name).await else {
             return false;
         };
         for e in edits
             .iter()
-            .filter(|e| e.kind == o.kind && e.name == o.name)
+            .filter(|e| e.kind == o.res.kind && e.name == o.name)
         {
             if json_at(&live, &e.path) != Some(&e.new) {
                 return false;

@@ -188,17 +188,8 @@ fn pod_state(p: &Value) -> String {
         .to_string()
 }
 
-fn first_image(o: &Value, ptr: &str) -> Option<String> {
-    o.pointer(ptr)
-        .and_then(Value::as_array)
-        .and_then(|cs| cs.first())
-        .and_then(|c| c.get("image"))
-        .and_then(Value::as_str)
-        .map(str::to_string)
-}
-
 fn version_of_pod(p: &Value) -> Option<String> {
-    first_image(p, "/spec/containers").map(|i| image_tag(&i).to_string())
+    actions::str_at(p, "/spec/containers/0/image").map(|i| image_tag(i).to_string())
 }
 
 async fn app_objects(cx: &Context<'_>, res: &Res) -> Result<Vec<Value>, actions::ActionError> {
@@ -292,63 +283,26 @@ fn pods_item(cx: &Context<'_>, mine: &[&Value]) -> Item {
     }
 }
 
-/// `kubectl rollout status` for one Deployment (as JSON): None when complete.
+/// `kubectl rollout status` for one Deployment (as JSON), by the cockpit's own rules
+/// ([`crate::app::derive::rollout`]): None when complete.
 fn deployment_waiting(d: &Value) -> Option<(Status, String)> {
-    let n = |p: &str| d.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    use crate::app::state::Rollout;
     let name = actions::name_of(d);
-    if n("/metadata/generation") > n("/status/observedGeneration") {
-        return Some((
+    let dep: k8s_openapi::api::apps::v1::Deployment = match serde_json::from_value(d.clone()) {
+        Ok(dep) => dep,
+        Err(e) => return Some((Status::Unknown, format!("{name}: {e}"))),
+    };
+    match crate::app::derive::rollout(&crate::cluster::convert::deployment(&dep)) {
+        Rollout::Complete => None,
+        Rollout::WaitingForSpec => Some((
             Status::Pending,
             format!("{name}: waiting for the spec update to be observed"),
-        ));
+        )),
+        Rollout::Paused => Some((Status::Pending, format!("{name}: paused"))),
+        Rollout::Failed(m) => Some((Status::Fail, format!("{name}: {m}"))),
+        Rollout::Progressing(m) => Some((Status::Pending, format!("{name}: {m}"))),
+        other => Some((Status::Pending, format!("{name}: {other:?}"))),
     }
-    if d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true) {
-        return Some((Status::Pending, format!("{name}: paused")));
-    }
-    let deadline = d
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter().any(|c| {
-                c.get("type").and_then(Value::as_str) == Some("Progressing")
-                    && c.get("reason").and_then(Value::as_str) == Some("ProgressDeadlineExceeded")
-            })
-        });
-    let replicas = d
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    let updated = n("/status/updatedReplicas");
-    if deadline {
-        return Some((
-            Status::Fail,
-            format!("{name}: {updated} of {replicas} updated, progress deadline exceeded"),
-        ));
-    }
-    if updated < replicas {
-        return Some((
-            Status::Pending,
-            format!("{name}: {updated} of {replicas} updated"),
-        ));
-    }
-    let total = n("/status/replicas");
-    if total > updated {
-        return Some((
-            Status::Pending,
-            format!(
-                "{name}: {} old replicas pending termination",
-                total - updated
-            ),
-        ));
-    }
-    let available = n("/status/availableReplicas");
-    if available < updated {
-        return Some((
-            Status::Pending,
-            format!("{name}: {available} of {updated} updated replicas available"),
-        ));
-    }
-    None
 }
 
 async fn rollout_item(cx: &Context<'_>) -> Item {
@@ -369,9 +323,7 @@ async fn rollout_item(cx: &Context<'_>) -> Item {
                     .pointer("/status/phase")
                     .and_then(Value::as_str)
                     .unwrap_or("Progressing");
-                let tag = first_image(&ro, "/spec/template/spec/containers")
-                    .map(|i| image_tag(&i).to_string())
-                    .unwrap_or_default();
+                let tag = actions::template_tag(&ro).unwrap_or_default();
                 let msg = ro
                     .pointer("/status/message")
                     .and_then(Value::as_str)
@@ -396,12 +348,7 @@ async fn rollout_item(cx: &Context<'_>) -> Item {
     };
     let mine: Vec<&Value> = deployments
         .iter()
-        .filter(|d| {
-            first_image(d, "/spec/template/spec/containers")
-                .map(|i| image_tag(&i).to_string())
-                .as_deref()
-                == Some(cx.version)
-        })
+        .filter(|d| actions::template_tag(d).as_deref() == Some(cx.version))
         .collect();
     if mine.is_empty() {
         return Item::new(

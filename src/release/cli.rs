@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::checklist::{Checklist, Status};
 use super::live::Evaluator;
-use super::{Ledger, Release, ReleaseError, State, Step, Who};
+use super::{Ledger, Release, ReleaseError, State, Step, StepKind, Who};
 use crate::audit::Operator;
 use crate::cluster::client;
 use crate::command::{self, Globals};
@@ -211,7 +211,7 @@ fn who(r: &Resolved, app: &str, reason: Option<String>) -> Who {
 }
 
 async fn run_async(args: ReleaseArgs, globals: Globals) -> Result<(), ReleaseError> {
-    let (target, step_kind, reason) = match args.command {
+    let (target, kind, reason) = match args.command {
         ReleaseCommand::List { env, all, json } => {
             let config = file::load(globals.config.as_deref())
                 .map_err(|e| usage(e.to_string()))?
@@ -281,20 +281,20 @@ async fn run_async(args: ReleaseArgs, globals: Globals) -> Result<(), ReleaseErr
             target,
             version,
             reason,
-        } => (target, "open", (reason, version)),
-        ReleaseCommand::Shelve { target, reason } => (target, "shelve", (reason, None)),
-        ReleaseCommand::Resume { target, reason } => (target, "resume", (reason, None)),
-        ReleaseCommand::Abandon { target, reason } => (target, "abandon", (reason, None)),
+        } => (target, StepKind::Open, (reason, version)),
+        ReleaseCommand::Shelve { target, reason } => (target, StepKind::Shelve, (reason, None)),
+        ReleaseCommand::Resume { target, reason } => (target, StepKind::Resume, (reason, None)),
+        ReleaseCommand::Abandon { target, reason } => (target, StepKind::Abandon, (reason, None)),
         ReleaseCommand::Conclude {
             target,
             override_reason,
-        } => (target, "conclude", (None, override_reason)),
+        } => (target, StepKind::Conclude, (None, override_reason)),
     };
     let r = resolve(&target.env, &globals)?;
     let (reason, extra) = reason;
     let mut checklist = None;
-    let step = match step_kind {
-        "open" => {
+    let step = match kind {
+        StepKind::Open => {
             let version = match extra {
                 Some(v) => v,
                 None => {
@@ -304,10 +304,10 @@ async fn run_async(args: ReleaseArgs, globals: Globals) -> Result<(), ReleaseErr
             };
             Step::Open { version }
         }
-        "shelve" => Step::Shelve,
-        "resume" => Step::Resume,
-        "abandon" => Step::Abandon,
-        _ => {
+        StepKind::Shelve => Step::Shelve,
+        StepKind::Resume => Step::Resume,
+        StepKind::Abandon => Step::Abandon,
+        StepKind::Conclude => {
             let ledger = Ledger::load(&r.audit_log)?;
             let Some(rel) = ledger.active(&r.env.name, &target.app).cloned() else {
                 return Err(ReleaseError::Refused(format!(
@@ -335,17 +335,7 @@ async fn run_async(args: ReleaseArgs, globals: Globals) -> Result<(), ReleaseErr
         if let Some(c) = &checklist {
             print!("{}", checklist_text(c));
         }
-        println!(
-            "release {} ({}) {}{}",
-            rel.id(),
-            rel.version,
-            rel.state.name(),
-            if rel.overridden {
-                " with an override (audited)"
-            } else {
-                ""
-            }
-        );
+        println!("{}", rel.summary());
     }
     Ok(())
 }

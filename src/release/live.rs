@@ -4,12 +4,10 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use kube::Client;
-use serde_json::Value;
 
 use super::checklist::{self, Checklist, Context};
 use super::smoke::{self, SmokeResult, Vars};
 use super::{Release, ReleaseError};
-use crate::app::derive::image_tag;
 use crate::cluster::actions::{self, ReleaseKind, Res, Router, RouterKind};
 use crate::config::file::{Config, EnvConfig};
 use crate::metrics::MetricsClient;
@@ -96,12 +94,6 @@ impl Evaluator {
     }
 }
 
-fn tag_of(o: &Value) -> Option<String> {
-    o.pointer("/spec/template/spec/containers/0/image")
-        .and_then(Value::as_str)
-        .map(|i| image_tag(i).to_string())
-}
-
 /// See [`Evaluator::detect_version`].
 pub async fn detect_version(
     client: &Client,
@@ -136,12 +128,12 @@ pub async fn detect_version(
             // The idle colour is what is being released when it runs something else.
             let mut chosen = pick(&live);
             if let (Some(i), Some(l)) = (pick(&idle), pick(&live)) {
-                let ti = tag_of(
+                let ti = actions::template_tag(
                     &actions::get(client, ns, &Res::DEPLOYMENT, &i)
                         .await
                         .map_err(fail)?,
                 );
-                let tl = tag_of(
+                let tl = actions::template_tag(
                     &actions::get(client, ns, &Res::DEPLOYMENT, &l)
                         .await
                         .map_err(fail)?,
@@ -160,6 +152,6 @@ pub async fn detect_version(
         ReleaseKind::Rolling { deployment } => (Res::DEPLOYMENT, deployment.clone()),
     };
     let o = actions::get(client, ns, &res, &name).await.map_err(fail)?;
-    tag_of(&o)
+    actions::template_tag(&o)
         .ok_or_else(|| ReleaseError::Failed(format!("{}/{name} has no container image", res.kind)))
 }

@@ -81,6 +81,28 @@ impl State {
     }
 }
 
+/// A transition by name, without its data (what the menu and the command line ask for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    Open,
+    Shelve,
+    Resume,
+    Conclude,
+    Abandon,
+}
+
+impl StepKind {
+    pub fn verb(self) -> &'static str {
+        match self {
+            StepKind::Open => "open",
+            StepKind::Shelve => "shelve",
+            StepKind::Resume => "resume",
+            StepKind::Conclude => "conclude",
+            StepKind::Abandon => "abandon",
+        }
+    }
+}
+
 /// A transition asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
@@ -109,7 +131,17 @@ impl Step {
     }
 
     pub fn verb(&self) -> &'static str {
-        self.action().trim_start_matches("release-")
+        self.kind().verb()
+    }
+
+    pub fn kind(&self) -> StepKind {
+        match self {
+            Step::Open { .. } => StepKind::Open,
+            Step::Shelve => StepKind::Shelve,
+            Step::Resume => StepKind::Resume,
+            Step::Conclude { .. } => StepKind::Conclude,
+            Step::Abandon => StepKind::Abandon,
+        }
     }
 }
 
@@ -163,6 +195,21 @@ impl Release {
             .find(|t| t.verb == "open" || t.verb == "resume")
             .map(|t| t.time)
             .unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    /// `release checkout@staging #1 (1.5.0) concluded with an override (audited)`.
+    pub fn summary(&self) -> String {
+        format!(
+            "release {} ({}) {}{}",
+            self.id(),
+            self.version,
+            self.state.name(),
+            if self.overridden {
+                " with an override (audited)"
+            } else {
+                ""
+            }
+        )
     }
 
     pub fn ended(&self) -> Option<Timestamp> {

@@ -39,7 +39,9 @@ pub async fn run(
     cancel: CancellationToken,
     wake: Arc<Notify>,
 ) {
+    // The log's length and mtime when it was last read (None: no log), and whether it was.
     let mut seen: Option<(u64, Option<SystemTime>)> = None;
+    let mut read_once = false;
     let mut ledger = Ledger::default();
     let smoke: SmokeRuns = Arc::default();
     let running: Arc<Mutex<std::collections::BTreeSet<RunKey>>> = Arc::default();
@@ -48,10 +50,11 @@ pub async fn run(
         let meta = std::fs::metadata(&audit_log)
             .ok()
             .map(|m| (m.len(), m.modified().ok()));
-        if meta != seen || seen.is_none() {
+        if meta != seen || !read_once {
             let path = audit_log.clone();
             if let Ok(Ok(l)) = tokio::task::spawn_blocking(move || Ledger::load(&path)).await {
                 seen = meta;
+                read_once = true;
                 ledger = l;
                 let active = ledger
                     .all_active()
@@ -166,19 +169,7 @@ pub async fn record(req: StepRequest, tx: UnboundedSender<Msg>, wake: Option<Arc
             },
             drill: req.drill,
         };
-        release::record(&req.audit_log, &who, &step).map(|r| {
-            format!(
-                "release {} ({}) {}{}",
-                r.id(),
-                r.version,
-                r.state.name(),
-                if r.overridden {
-                    " with an override (audited)"
-                } else {
-                    ""
-                }
-            )
-        })
+        release::record(&req.audit_log, &who, &step).map(|r| r.summary())
     })
     .await
     .map_err(|e| format!("release writer: {e}"))

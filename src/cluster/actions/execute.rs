@@ -182,13 +182,11 @@ fn commit_message(
             format!(
                 " ({} {}: {} → {})",
                 e.object,
+                // The field's own name (`image`, `weight`, `color`).
                 e.path
                     .0
                     .last()
-                    .map(|s| match s {
-                        crate::gitops::yaml::Seg::Key(k) => k.clone(),
-                        other => format!("{other:?}"),
-                    })
+                    .map(|s| crate::gitops::yaml::FieldPath(vec![s.clone()]).to_string())
                     .unwrap_or_default(),
                 e.old
                     .as_ref()

@@ -12,22 +12,18 @@ fn has(o: &Value, key: &str) -> Option<String> {
 
 /// Who manages `o`, if a GitOps controller does: ("Argo CD", "application shop").
 pub fn manager(o: &Value) -> Option<(&'static str, String)> {
-    if let Some(id) = has(o, "argocd.argoproj.io/tracking-id") {
-        let app = id.split(':').next().unwrap_or_default().to_string();
-        return Some(("Argo CD", format!("application {app}")));
+    use crate::gitops::sync::Owner;
+    match Owner::of(o) {
+        Some(Owner::ArgoCd { name, .. }) => Some(("Argo CD", format!("application {name}"))),
+        Some(Owner::Flux { namespace, name }) => {
+            Some(("Flux", format!("Kustomization {namespace}/{name}")))
+        }
+        None => {
+            let h = has(o, "helm.toolkit.fluxcd.io/name")?;
+            let ns = has(o, "helm.toolkit.fluxcd.io/namespace").unwrap_or_default();
+            Some(("Flux", format!("HelmRelease {ns}/{h}")))
+        }
     }
-    if let Some(app) = has(o, "argocd.argoproj.io/instance") {
-        return Some(("Argo CD", format!("application {app}")));
-    }
-    if let Some(k) = has(o, "kustomize.toolkit.fluxcd.io/name") {
-        let ns = has(o, "kustomize.toolkit.fluxcd.io/namespace").unwrap_or_default();
-        return Some(("Flux", format!("Kustomization {ns}/{k}")));
-    }
-    if let Some(h) = has(o, "helm.toolkit.fluxcd.io/name") {
-        let ns = has(o, "helm.toolkit.fluxcd.io/namespace").unwrap_or_default();
-        return Some(("Flux", format!("HelmRelease {ns}/{h}")));
-    }
-    None
 }
 
 /// The warning for a plan that writes `o`.

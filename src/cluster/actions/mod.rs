@@ -247,6 +247,13 @@ pub(crate) fn rv_of(o: &Value) -> &str {
         .unwrap_or_default()
 }
 
+/// The image tag of a workload's (Deployment's, Rollout's) first container: its version as
+/// the cockpit shows it ([`crate::app::derive::image_tag`]).
+pub(crate) fn template_tag(o: &Value) -> Option<String> {
+    str_at(o, "/spec/template/spec/containers/0/image")
+        .map(|i| crate::app::derive::image_tag(i).to_string())
+}
+
 pub(crate) fn str_at<'a>(o: &'a Value, ptr: &str) -> Option<&'a str> {
     o.pointer(ptr).and_then(Value::as_str)
 }
@@ -509,7 +516,7 @@ async fn route_through_git(
             other => other,
         })?;
         objects.push(ObjectChange {
-            kind: w.res.kind.to_string(),
+            res: w.res.clone(),
             name: w.name.clone(),
             before: cur,
             after,
